@@ -79,7 +79,8 @@ def _stub_notebook(path: Path, name: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells.append(nbformat.v4.new_markdown_cell(f"# {name} (not executed yet)\n\nStand-in made by tests/test_book.py."))
-    nbformat.write(nb, path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no book/executed/ until the first run
+    nbformat.write(nb, str(path))
 
 
 @pytest.fixture(scope="module")
