@@ -1,0 +1,7 @@
+"""Models: building blocks and the course's networks."""
+
+from tinyvid.models.blocks import SelfAttention2d, TimestepMLP, timestep_embedding, zero_init
+from tinyvid.models.unet import UNet, UNetConfig
+from tinyvid.models.registry import load_model, load_pretrained, save_model
+
+__all__ = ["SelfAttention2d", "TimestepMLP", "timestep_embedding", "zero_init", "UNet", "UNetConfig", "load_model", "load_pretrained", "save_model"]

@@ -1,0 +1,135 @@
+"""A small time-conditioned U-Net for 28x28 images (DDPM, Ho et al. 2020, made lean for CPUs).
+
+ResBlocks with GroupNorm and scale-shift timestep modulation, self-attention only at
+the lowest resolution (7x7: 49 tokens), optional class conditioning by an embedding
+added to the timestep vector (index `num_classes` is the "no label" token that
+classifier-free guidance drops to).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinyvid.models.blocks import SelfAttention2d, TimestepMLP, zero_init
+
+
+@dataclass
+class UNetConfig:
+    in_channels: int = 1
+    # pixel-unshuffle the input by this factor first: 28x28x1 -> 14x14x4 with 2, so the
+    # costly full-resolution convolutions disappear (the CPU lever; see the notebook)
+    patch: int = 1
+    channels: tuple[int, ...] = (32, 64, 128)  # one entry per resolution: 28, 14, 7
+    blocks_per_level: int = 1
+    attention_levels: tuple[int, ...] = (2,)
+    heads: int = 4
+    groups: int = 8
+    dropout: float = 0.0
+    num_classes: int | None = None
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        self.attention_levels = tuple(self.attention_levels)
+        if any(c % self.groups for c in self.channels):
+            raise ValueError(f"every channel count in {self.channels} must divide by groups={self.groups}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = zero_init(nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Level(nn.Module):
+    """The blocks of one resolution, optionally each followed by attention."""
+
+    def __init__(self, cin, cout, n, emb_dim, cfg: UNetConfig, attention: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            ResBlock(cin if i == 0 else cout, cout, emb_dim, cfg.groups, cfg.dropout) for i in range(n)
+        )
+        self.attn = nn.ModuleList(
+            SelfAttention2d(cout, cfg.heads, cfg.groups) if attention else nn.Identity() for _ in range(n)
+        )
+
+    def forward(self, x, emb):
+        for block, attn in zip(self.blocks, self.attn):
+            x = attn(block(x, emb))
+        return x
+
+
+class UNet(nn.Module):
+    def __init__(self, config: UNetConfig | None = None, **overrides):
+        super().__init__()
+        cfg = self.config = config or UNetConfig(**overrides)
+        ch = cfg.channels
+        emb_dim = 4 * ch[0]
+        self.time = TimestepMLP(ch[0], emb_dim)
+        self.label = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        packed = cfg.in_channels * cfg.patch**2
+        self.stem = nn.Sequential(nn.PixelUnshuffle(cfg.patch), nn.Conv2d(packed, ch[0], 3, padding=1))
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        for i, c in enumerate(ch):
+            self.down.append(Level(ch[max(i - 1, 0)], c, cfg.blocks_per_level, emb_dim, cfg, i in cfg.attention_levels))
+            if i < len(ch) - 1:
+                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.mid = Level(ch[-1], ch[-1], 1, emb_dim, cfg, attention=True)
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i in reversed(range(len(ch))):
+            cout = ch[max(i - 1, 0)]
+            self.up.append(Level(2 * ch[i], cout, cfg.blocks_per_level, emb_dim, cfg, i in cfg.attention_levels))
+            if i > 0:
+                self.upsample.append(nn.Conv2d(cout, cout, 3, padding=1))
+        self.out = nn.Sequential(
+            nn.GroupNorm(cfg.groups, ch[0]), nn.SiLU(),
+            zero_init(nn.Conv2d(ch[0], packed, 3, padding=1)), nn.PixelShuffle(cfg.patch),
+        )
+
+    def embed(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time(t)
+        if self.label is not None:
+            if labels is None:  # unconditional: the extra "no label" token
+                labels = torch.full_like(t, self.config.num_classes, dtype=torch.long)
+            emb = emb + self.label(labels)
+        elif labels is not None:
+            raise ValueError("this U-Net has no class conditioning (num_classes=None) but labels were given")
+        return emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, 28, 28), t (B,) timesteps -> predicted noise (or v), same shape as x."""
+        emb = self.embed(t, labels)
+        h = self.stem(x)
+        skips = []
+        for i, level in enumerate(self.down):
+            h = level(h, emb)
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+        h = self.mid(h, emb)
+        for j, level in enumerate(self.up):
+            h = level(torch.cat([h, skips.pop()], dim=1), emb)
+            if j < len(self.upsample):
+                h = self.upsample[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out(h)

@@ -1,0 +1,220 @@
+"""One Trainer for every model of the course, on accelerate.
+
+It does the heavy lifting the notebooks should not repeat: mixed precision (bf16 where
+the hardware has it, fp16 with loss scaling on older GPUs, else fp32), gradient
+accumulation, clipping, warm-up + cosine learning rate, EMA, safetensors checkpoints
+that resume to the same state, a tqdm bar and a metrics log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from tinyvid.course.device import pick_device, pick_precision
+from tinyvid.train.batches import TensorBatches
+from tinyvid.train.ema import EMA
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_accum: int = 1
+    clip: float | None = 1.0
+    ema_decay: float | None = 0.999
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int | None = None
+    out_dir: str | None = None
+    progress: bool = True
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Train `model` by minimising `loss_fn(model, batch) -> loss` (or (loss, dict of logs)).
+
+    `data` is a TensorBatches (deterministic, exact resume) or any iterable of batches.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, data, config: TrainConfig | None = None, **overrides):
+        from accelerate import Accelerator
+
+        cfg = self.config = config or TrainConfig(**overrides)
+        seed_everything(cfg.seed)
+        device = pick_device(cfg.device)
+        self.precision = pick_precision(device, cfg.precision)
+        self.accelerator = Accelerator(
+            mixed_precision={"fp32": "no"}.get(self.precision, self.precision),
+            gradient_accumulation_steps=cfg.grad_accum,
+            cpu=device.type == "cpu",
+            step_scheduler_with_optimizer=False,
+        )
+        self.loss_fn, self.data = loss_fn, data
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.ema = EMA(self.unwrapped, cfg.ema_decay) if cfg.ema_decay else None
+        self.step = 0
+        self.history: list[dict] = []
+        self.seconds = 0.0
+        self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+        self._iter = None
+
+    @property
+    def unwrapped(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def eval_model(self) -> nn.Module:
+        """The model to sample from: the EMA copy when there is one."""
+        return (self.ema.model if self.ema else self.unwrapped).eval()
+
+    def next_batch(self, micro: int):
+        if isinstance(self.data, TensorBatches):
+            batch = self.data.batch(self.step * self.config.grad_accum + micro)
+        else:
+            if self._iter is None:
+                self._iter = iter(self.data)
+            try:
+                batch = next(self._iter)
+            except StopIteration:
+                self._iter = iter(self.data)
+                batch = next(self._iter)
+        return tuple(b.to(self.device) if torch.is_tensor(b) else b for b in batch)
+
+    def train_step(self) -> dict:
+        self.model.train()
+        logs: dict = {}
+        total = 0.0
+        for micro in range(self.config.grad_accum):
+            with self.accelerator.accumulate(self.model), self.accelerator.autocast():
+                out = self.loss_fn(self.model, self.next_batch(micro))
+                loss, extra = out if isinstance(out, tuple) else (out, {})
+                self.accelerator.backward(loss)
+                if self.accelerator.sync_gradients and self.config.clip:
+                    logs["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.clip))
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            total += float(loss.detach()) / self.config.grad_accum
+            logs.update({k: float(v) for k, v in extra.items()})
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.unwrapped)
+        self.step += 1
+        return {"step": self.step, "loss": total, "lr": self.scheduler.get_last_lr()[0], **logs}
+
+    def fit(self, steps: int | None = None, callback: Callable[["Trainer", dict], None] | None = None) -> list[dict]:
+        """Train until `steps` (default: config.steps) optimizer steps have been taken in total."""
+        cfg = self.config
+        until = steps or cfg.steps
+        bar = tqdm(total=until, initial=self.step, desc="training", disable=not cfg.progress or not self.accelerator.is_main_process)
+        running = None
+        while self.step < until:
+            start = time.perf_counter()
+            logs = self.train_step()
+            self.seconds += time.perf_counter() - start
+            running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == until:
+                logs.update(seconds=round(self.seconds, 2), loss_avg=running)
+                self.history.append(logs)
+                bar.set_postfix(loss=f"{running:.4f}", lr=f"{logs['lr']:.1e}")
+                self._log(logs)
+                if callback:
+                    callback(self, logs)
+            if cfg.checkpoint_every and self.out_dir and self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint(self.out_dir / "checkpoint")
+        bar.close()
+        return self.history
+
+    def _log(self, logs: dict) -> None:
+        if self.out_dir and self.accelerator.is_main_process:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(logs) + "\n")
+
+    # --- checkpoints: weights in safetensors, optimizer/scheduler/RNG state beside them ---
+    def save_checkpoint(self, path: str | Path) -> Path:
+        path = Path(path)
+        if not self.accelerator.is_main_process:
+            return path
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(_cpu_state(self.unwrapped), path / "model.safetensors")
+        if self.ema:
+            save_file(_cpu_state(self.ema.model), path / "ema.safetensors")
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema else None,
+                "step": self.step,
+                "seconds": self.seconds,
+                "history": self.history,
+                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            },
+            path / "trainer_state.pt",
+        )
+        (path / "train_config.json").write_text(json.dumps(asdict(self.config), indent=1))
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> "Trainer":
+        path = Path(path)
+        if not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"no checkpoint at {path} (expected model.safetensors and trainer_state.pt)")
+        self.unwrapped.load_state_dict(load_file(path / "model.safetensors"))
+        state = torch.load(path / "trainer_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema:
+            self.ema.model.load_state_dict(load_file(path / "ema.safetensors"))
+            self.ema.load_state_dict(state["ema"])
+        self.step, self.seconds, self.history = state["step"], state["seconds"], state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        return self
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
