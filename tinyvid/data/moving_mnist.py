@@ -172,20 +172,26 @@ def generate(
 
     steps = DIRECTION_STEPS[np.maximum(directions, 0)]  # (n, 2, 2)
     start = _start_positions(rng, steps, frames, size, speed)  # (n, 2, 2)
-    videos = np.zeros((n, frames, size, size), dtype=np.uint8)
-    offs = np.arange(DIGIT)
-    clip = np.arange(n)[:, None, None]
-    for slot in range(2):
-        present = digits[:, slot] != NO_DIGIT
-        sprite = images[pick[:, slot]] * present[:, None, None]  # (n, 28, 28)
-        for t in range(frames):
-            y, x = (start[:, slot] + steps[:, slot] * speed * t).T  # (n,), (n,)
-            rows = (y[:, None] + offs)[:, :, None]
-            cols = (x[:, None] + offs)[:, None, :]
-            frame = videos[:, t]
-            frame[clip, rows, cols] = np.maximum(frame[clip, rows, cols], sprite)
+    sprites = images[pick] * (digits != NO_DIGIT)[:, :, None, None]  # (n, 2, 28, 28), empty slots black
+    videos = render(sprites, start, steps * speed, frames, size)
     captions = [caption_for(d, k) for d, k in zip(digits, directions)]
     return Clips(videos, digits, directions, captions)
+
+
+def render(sprites: np.ndarray, start: np.ndarray, velocity: np.ndarray, frames: int, size: int) -> np.ndarray:
+    """Paste sprites (n, slots, h, w) at start + velocity * t (both (n, slots, 2) in (row, col)),
+    combining overlaps by max; vectorised over clips, looped over slots and frames."""
+    n, slots, h, w = sprites.shape
+    videos = np.zeros((n, frames, size, size), dtype=np.uint8)
+    clip = np.arange(n)[:, None, None]
+    for slot in range(slots):
+        for t in range(frames):
+            y, x = (start[:, slot] + velocity[:, slot] * t).T
+            rows = (y[:, None] + np.arange(h))[:, :, None]
+            cols = (x[:, None] + np.arange(w))[:, None, :]
+            frame = videos[:, t]
+            frame[clip, rows, cols] = np.maximum(frame[clip, rows, cols], sprites[:, slot])
+    return videos
 
 
 class MovingMNIST(torch.utils.data.Dataset):

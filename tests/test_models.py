@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from tinyvid.models import UNet, UNetConfig, load_model, save_model, timestep_embedding
+
+TINY = dict(channels=(16, 32), attention_levels=(1,), groups=8)
+
+
+@pytest.mark.parametrize("patch", [1, 2])
+def test_unet_keeps_the_shape_and_starts_at_zero(patch):
+    m = UNet(UNetConfig(patch=patch, **TINY))
+    x, t = torch.randn(3, 1, 28, 28), torch.randint(0, 1000, (3,))
+    out = m(x, t)
+    assert out.shape == x.shape
+    assert out.abs().max() == 0  # zero-initialised output conv: the untrained model predicts 0
+
+
+def test_unet_depends_on_time_and_label_after_a_step():
+    m = UNet(UNetConfig(num_classes=10, **TINY))
+    for p in m.parameters():  # leave the zero init so the output can move
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(2, 1, 28, 28)
+    a = m(x, torch.tensor([10, 10]), torch.tensor([1, 1]))
+    assert not torch.allclose(a, m(x, torch.tensor([900, 900]), torch.tensor([1, 1])))
+    assert not torch.allclose(a, m(x, torch.tensor([10, 10]), torch.tensor([2, 2])))
+    assert not torch.allclose(a, m(x, torch.tensor([10, 10])))  # no label = the null token
+
+
+def test_labels_without_class_conditioning_is_an_error():
+    with pytest.raises(ValueError, match="no class conditioning"):
+        UNet(UNetConfig(**TINY))(torch.randn(1, 1, 28, 28), torch.tensor([1]), torch.tensor([3]))
+
+
+def test_bad_group_count_is_an_error():
+    with pytest.raises(ValueError, match="divide by groups"):
+        UNetConfig(channels=(12, 24), groups=8)
+
+
+def test_timestep_embedding_is_sinusoidal():
+    e = timestep_embedding(torch.tensor([0.0, 1.0]), 8)
+    assert e.shape == (2, 8)
+    torch.testing.assert_close(e[0], torch.tensor([1.0] * 4 + [0.0] * 4))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    m = UNet(UNetConfig(patch=2, **TINY))
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    path = save_model(m, tmp_path / "m.safetensors", schedule="linear")
+    loaded, extra = load_model(path)
+    assert extra == {"schedule": "linear"}
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 500])
+    torch.testing.assert_close(loaded(x, t), m(x, t))
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.safetensors")
