@@ -12,7 +12,7 @@ from tinyvid.course.profiles import resolve_profile
 
 CONFIGS: dict[str, dict[str, dict]] = {
     "00_video_data": {
-        "smoke": dict(clips=64, frames=8, size=48, shard_size=16, workers=0),
+        "smoke": dict(clips=64, frames=8, size=64, shard_size=16, workers=0),
         "cpu": dict(clips=2000, frames=16, size=64, shard_size=250, workers=2),
         "gpu": dict(clips=2000, frames=16, size=64, shard_size=250, workers=2),
         "full": dict(clips=10000, frames=16, size=64, shard_size=1000, workers=4),

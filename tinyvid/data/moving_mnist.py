@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from tinyvid.data.mnist import load_mnist
 
@@ -27,6 +28,14 @@ DIRECTION_STEPS = np.array(
 )
 FRAMES, SIZE, SPEED, DIGIT = 16, 64, 2, 28
 NO_DIGIT = -1
+
+
+def to_model_layout(videos) -> torch.Tensor:
+    """uint8 clips (N, T, H, W) -> float (N, C=1, T, H, W) in [-1, 1]."""
+    v = torch.as_tensor(np.asarray(videos))
+    if v.dtype != torch.uint8 or v.ndim != 4:
+        raise ValueError(f"expected uint8 clips (N, T, H, W), got {v.dtype} {tuple(v.shape)}")
+    return rearrange(v.float() / 127.5 - 1.0, "n t h w -> n 1 t h w")
 
 
 def is_held_out(digit, direction):
@@ -91,8 +100,7 @@ class Clips:
 
     def tensors(self) -> torch.Tensor:
         """Videos as float (N, 1, T, H, W) in [-1, 1], the layout the video models take."""
-        v = torch.from_numpy(self.videos).float().div_(127.5).sub_(1.0)
-        return v.unsqueeze(1)
+        return to_model_layout(self.videos)
 
 
 def _draw_pairs(rng, n: int, compositions: str) -> tuple[np.ndarray, np.ndarray]:
@@ -204,8 +212,7 @@ class MovingMNIST(torch.utils.data.Dataset):
         return len(self.clips)
 
     def __getitem__(self, i: int):
-        v = torch.from_numpy(self.clips.videos[i]).float().div_(127.5).sub_(1.0)
-        return v.unsqueeze(0), self.clips.captions[i]
+        return to_model_layout(self.clips.videos[i : i + 1])[0], self.clips.captions[i]
 
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
