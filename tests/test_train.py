@@ -80,3 +80,10 @@ def test_batches_are_deterministic_and_cover_each_epoch():
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         make_trainer().load_checkpoint(tmp_path / "nope")
+
+
+def test_time_budget_stops_training_and_anneals_the_learning_rate():
+    tr = make_trainer(steps=10_000, log_every=1, max_minutes=0.02)
+    tr.fit()
+    assert 0 < tr.step < 10_000 and tr.seconds >= 1.2
+    assert tr.history[-1]["lr"] < 0.2 * 1e-2  # cosine ran on time, not on the 10,000 steps

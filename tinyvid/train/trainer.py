@@ -41,17 +41,24 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     seed: int = 0
+    # a wall-clock budget: training stops when it is spent, and the cosine schedule runs on
+    # whichever of steps or time is further along, so a slower machine still ends annealed
+    max_minutes: float | None = None
     log_every: int = 50
     checkpoint_every: int | None = None
     out_dir: str | None = None
     progress: bool = True
 
 
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig, clock: Callable[[], float] | None = None) -> Callable[[int], float]:
+    """Linear warm-up, then cosine to lr * min_lr_ratio; `clock()` gives seconds trained so far."""
+
     def f(step: int) -> float:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
         progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        if cfg.max_minutes and clock is not None:
+            progress = max(progress, min(1.0, clock() / (60 * cfg.max_minutes)))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
@@ -89,12 +96,12 @@ class Trainer:
                 (decay if p.ndim >= 2 else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+        self.seconds = 0.0  # time spent in training steps, restored on resume
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, lambda: self.seconds))
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.ema = EMA(self.unwrapped, cfg.ema_decay) if cfg.ema_decay else None
         self.step = 0
         self.history: list[dict] = []
-        self.seconds = 0.0
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
         self._iter = None
 
@@ -145,18 +152,20 @@ class Trainer:
         return {"step": self.step, "loss": total, "lr": self.scheduler.get_last_lr()[0], **logs}
 
     def fit(self, steps: int | None = None, callback: Callable[["Trainer", dict], None] | None = None) -> list[dict]:
-        """Train until `steps` (default: config.steps) optimizer steps have been taken in total."""
+        """Train until `steps` (default: config.steps) optimizer steps have been taken in total,
+        or until the time budget `max_minutes` is spent."""
         cfg = self.config
         until = steps or cfg.steps
+        budget = 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
         bar = tqdm(total=until, initial=self.step, desc="training", disable=not cfg.progress or not self.accelerator.is_main_process)
         running = None
-        while self.step < until:
+        while self.step < until and self.seconds < budget:
             start = time.perf_counter()
             logs = self.train_step()
             self.seconds += time.perf_counter() - start
             running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == until:
+            if self.step % cfg.log_every == 0 or self.step == until or self.seconds >= budget:
                 logs.update(seconds=round(self.seconds, 2), loss_avg=running)
                 self.history.append(logs)
                 bar.set_postfix(loss=f"{running:.4f}", lr=f"{logs['lr']:.1e}")
