@@ -17,6 +17,18 @@ CONFIGS: dict[str, dict[str, dict]] = {
         "gpu": dict(clips=2000, frames=16, size=64, shard_size=250, workers=2),
         "full": dict(clips=10000, frames=16, size=64, shard_size=1000, workers=4),
     },
+    "01_ddpm_mnist": {
+        "smoke": dict(unet=dict(patch=2, channels=(16, 32), attention_levels=(1,)), steps=30, train_minutes=None,
+                      batch_size=32, lr=2e-3, warmup=5, ema_decay=0.9, min_snr_gamma=5.0, n_samples=200, sample_steps=10),
+        "cpu": dict(unet=dict(patch=2, channels=(48, 96), attention_levels=(1,)), steps=100_000, train_minutes=20.0,
+                    batch_size=64, lr=2e-3, warmup=200, ema_decay=0.999, min_snr_gamma=5.0, n_samples=2000, sample_steps=25),
+        "gpu": dict(unet=dict(patch=2, channels=(128, 256), blocks_per_level=2, attention_levels=(1,)), steps=40_000,
+                    train_minutes=18.0, batch_size=256, lr=1e-3, warmup=500, ema_decay=0.9995, min_snr_gamma=5.0,
+                    n_samples=10_000, sample_steps=50),
+        "full": dict(unet=dict(patch=2, channels=(192, 384), blocks_per_level=2, attention_levels=(1,)), steps=200_000,
+                     train_minutes=None, batch_size=512, lr=1e-3, warmup=1000, ema_decay=0.9999, min_snr_gamma=5.0,
+                     n_samples=10_000, sample_steps=50),
+    },
 }
 
 
