@@ -1,0 +1,37 @@
+"""The `gpu` and `full` configs share every line with `cpu`; here we check they fit their cards."""
+
+import pytest
+import torch
+
+from tinyvid.course.configs import CONFIGS
+from tinyvid.course.memory import CARDS_GIB, estimate_training_memory
+from tinyvid.models import UNet, UNetConfig
+
+TARGETS = {"gpu": ("T4", torch.float16), "full": ("H100-80GB", torch.bfloat16)}
+
+
+def unet_estimate(settings, dtype=torch.float32):
+    return estimate_training_memory(
+        lambda: UNet(UNetConfig(**settings["unet"])),
+        lambda: (torch.randn(settings["batch_size"], 1, 28, 28), torch.randint(0, 1000, (settings["batch_size"],))),
+        lambda model, batch: model(*batch).float().pow(2).mean(),
+        activation_dtype=dtype,
+    )
+
+
+@pytest.mark.parametrize("profile", ["gpu", "full"])
+def test_ddpm_configs_fit_their_card(profile):
+    card, dtype = TARGETS[profile]
+    est = unet_estimate(CONFIGS["01_ddpm_mnist"][profile], dtype)
+    print(profile, card, est)
+    # leave a third of the card for the CUDA context, allocator fragmentation and workspaces
+    assert est.total_gib < 0.66 * CARDS_GIB[card]
+
+
+def test_estimate_counts_activations_linearly_in_batch():
+    small = dict(CONFIGS["01_ddpm_mnist"]["cpu"], batch_size=8)
+    big = dict(small, batch_size=16)
+    a, b = unet_estimate(small), unet_estimate(big)
+    assert a.params == b.params and a.weights_bytes == 4 * a.params
+    assert b.activations_bytes == pytest.approx(2 * a.activations_bytes, rel=0.05)
+    assert a.activations_bytes > 0
