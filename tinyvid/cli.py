@@ -8,12 +8,13 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from tinyvid.course import commands as course_commands
-    from tinyvid import sample
+    from tinyvid import bench, sample
 
     parser = argparse.ArgumentParser(prog="tinyvid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     course_commands.register(sub)
     sample.register(sub)
+    bench.register(sub)
     return parser
 
 

@@ -165,12 +165,13 @@ def predicted_classes(samples: ArrayLike, classifier: MNISTClassifier | None = N
 
 
 def class_histogram(samples: ArrayLike, classifier: MNISTClassifier | None = None) -> np.ndarray:
-    """How many samples the classifier assigns to each digit 0-9, int64 (10,).
+    """Fraction of the samples the classifier assigns to each digit 0-9, float64 (10,), summing to 1.
 
     An unconditional generator should come out near uniform; a spike or a hole is mode
     collapse, which FID alone can hide.
     """
-    return np.bincount(predicted_classes(samples, classifier).numpy(), minlength=10)
+    counts = np.bincount(predicted_classes(samples, classifier).numpy(), minlength=10)
+    return counts / counts.sum()
 
 
 def sample_accuracy(samples: ArrayLike, labels: ArrayLike, classifier: MNISTClassifier | None = None) -> float:
