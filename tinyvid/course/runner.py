@@ -103,6 +103,13 @@ def run_notebooks(
     return results
 
 
+def artifacts_dir(profile: str) -> Path:
+    """Where a notebook saves what it trained: `runs/<profile>/` of the checkout, else of the cwd (Colab)."""
+    repo = Path(__file__).resolve().parents[2]
+    base = repo if (repo / "solutions").is_dir() else Path.cwd()
+    return base / "runs" / profile
+
+
 def select_notebooks(solutions_dir: str | Path, only: Iterable[str] | str | None = None) -> list[Path]:
     """The solution notebooks to run; `only` = prefixes such as ["00", "01"] (or "00,01")."""
     notebooks = course_notebooks(solutions_dir)
