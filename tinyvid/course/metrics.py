@@ -160,3 +160,14 @@ def _emit(bundle: dict[str, Any]) -> None:
         display(bundle, raw=True)
     else:
         print(bundle["text/plain"], flush=True)
+
+
+class MystNbMetricsRenderer:
+    """myst-nb plugin (entry point `myst_nb.mime_renderers`): the metrics bundle is data for
+    `collect_metrics`, not something to draw; the book shows the bundle's text/html instead."""
+
+    mime_priority_overrides = [("*", MIME_TYPE, None)]
+
+    @staticmethod
+    def handle_mime(renderer, data, inline):
+        return [] if data.mime_type == MIME_TYPE else None
