@@ -41,8 +41,8 @@ def grid(images, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     return out
 
 
-def show_grid(images, nrow: int | None = None, title: str | None = None, scale: float = 0.35):
-    """Show a grid of images with matplotlib (PNG in the notebook); returns the figure."""
+def show_grid(images, nrow: int | None = None, title: str | None = None, scale: float = 0.35) -> None:
+    """Show a grid of images with matplotlib (one PNG in the notebook, nothing returned to echo)."""
     import matplotlib.pyplot as plt
 
     g = grid(images, nrow)
@@ -52,7 +52,6 @@ def show_grid(images, nrow: int | None = None, title: str | None = None, scale: 
     if title:
         ax.set_title(title)
     plt.show()
-    return fig
 
 
 def gif_bytes(frames, fps: int = 8, scale: int = 2, loop: int = 0) -> bytes:
@@ -92,8 +91,9 @@ def show_video(frames, fps: int = 8, scale: int = 2, caption: str | None = None)
     display(HTML(f'<figure style="margin:0"><img src="data:image/gif;base64,{data}"/>{text}</figure>'))
 
 
-def plot_curves(history: list[dict], keys=("loss", "loss_avg"), x: str = "step", log: bool = True, title: str | None = None):
-    """Training curves from a Trainer's history."""
+def plot_curves(history: list[dict], keys=("loss", "loss_avg"), x: str = "step", log: bool = True,
+                title: str | None = None) -> None:
+    """Training curves from a Trainer's history (shown, not returned, so the PNG appears once)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -109,4 +109,3 @@ def plot_curves(history: list[dict], keys=("loss", "loss_avg"), x: str = "step",
         ax.set_title(title)
     ax.grid(alpha=0.3)
     plt.show()
-    return fig
