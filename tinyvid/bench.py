@@ -35,7 +35,8 @@ class DiffusersUNet(nn.Module):
         return self.unet(x, t).sample
 
 
-def ddpm_baseline(minutes: float, n_samples: int, sample_steps: int, seed: int = 0, progress: bool = True) -> dict:
+def ddpm_baseline(minutes: float, n_samples: int, sample_steps: int | None = None, seed: int = 0,
+                  progress: bool = True) -> dict:
     from tinyvid.course.configs import config
     from tinyvid.data import mnist_tensors
     from tinyvid.diffusion import Schedule, diffusion_loss
@@ -45,10 +46,11 @@ def ddpm_baseline(minutes: float, n_samples: int, sample_steps: int, seed: int =
     from tinyvid.train import TensorBatches, Trainer
 
     cfg = config("01_ddpm_mnist", "cpu")
+    sample_steps = sample_steps or cfg.sample_steps
     x, _ = mnist_tensors("train")
     schedule = Schedule("linear")
     models = {"tinyvid": lambda: UNet(UNetConfig(**cfg.unet)), "diffusers_UNet2DModel": DiffusersUNet}
-    out = {"bench": "ddpm-baseline", "minutes_each": minutes, "n_samples": n_samples, "sampler": f"DDIM {sample_steps}",
+    out = {"bench": "ddpm-baseline", "minutes_each": minutes, "n_samples": n_samples, "sampler": f"DDIM {sample_steps} steps, eta {cfg.sample_eta:g}",
            "batch_size": cfg.batch_size, "lr": cfg.lr, "machine": f"{platform.processor() or platform.machine()}, "
            f"{torch.get_num_threads()} threads, torch {torch.__version__}", "models": {}}
     for name, make in models.items():
@@ -59,7 +61,7 @@ def ddpm_baseline(minutes: float, n_samples: int, sample_steps: int, seed: int =
                           lr=cfg.lr, warmup=cfg.warmup, ema_decay=cfg.ema_decay, seed=seed, progress=progress)
         trainer.fit()
         start = time.perf_counter()
-        samples = to_uint8(sample_images(trainer.eval_model(), schedule, n_samples, "ddim", sample_steps, seed=seed,
+        samples = to_uint8(sample_images(trainer.eval_model(), schedule, n_samples, "ddim", sample_steps, cfg.sample_eta, seed=seed,
                                          progress=progress))
         hist = class_histogram(samples)
         out["models"][name] = {
@@ -80,6 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = kinds.add_parser("ddpm-baseline", help="tinyvid U-Net vs diffusers UNet2DModel at the same CPU budget")
     d.add_argument("--minutes", type=float, default=5.0, help="training budget for each model")
     d.add_argument("--samples", type=int, default=2000)
-    d.add_argument("--sample-steps", type=int, default=25)
+    d.add_argument("--sample-steps", type=int, default=None, help="default: notebook 01's cpu sampler")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=lambda a: print(json.dumps(ddpm_baseline(a.minutes, a.samples, a.sample_steps, a.seed), indent=1)))
