@@ -157,7 +157,9 @@ class Trainer:
         cfg = self.config
         until = steps or cfg.steps
         budget = 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
-        bar = tqdm(total=until, initial=self.step, desc="training", disable=not cfg.progress or not self.accelerator.is_main_process)
+        bar = tqdm(total=None if cfg.max_minutes else until, initial=self.step,  # a time budget: count steps, no ETA
+                   desc=f"training ({cfg.max_minutes:g} min budget)" if cfg.max_minutes else "training",
+                   disable=not cfg.progress or not self.accelerator.is_main_process)
         running = None
         while self.step < until and self.seconds < budget:
             start = time.perf_counter()
