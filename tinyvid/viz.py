@@ -24,13 +24,21 @@ def as_uint8(images) -> np.ndarray:
     return ((np.clip(images, -1, 1) + 1) * 127.5).round().astype(np.uint8)
 
 
+def without_channel(x, axes: str, name: str) -> np.ndarray:
+    """uint8 batch with the axes `axes` (e.g. "N H W"), accepting a single channel axis after N."""
+    x = as_uint8(x)
+    ndim = len(axes.split())
+    if x.ndim == ndim + 1:
+        x = x[:, 0]
+    if x.ndim != ndim:
+        with_c = axes.replace("N ", "N, 1, ").replace(" ", ", ").replace(",,", ",")
+        raise ValueError(f"{name} expects ({axes.replace(' ', ', ')}) or ({with_c}), got shape {x.shape}")
+    return x
+
+
 def grid(images, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """Tile (N, H, W) or (N, 1, H, W) images into one uint8 (H', W') mosaic."""
-    x = as_uint8(images)
-    if x.ndim == 4:
-        x = x[:, 0]
-    if x.ndim != 3:
-        raise ValueError(f"grid expects (N, H, W) or (N, 1, H, W), got shape {x.shape}")
+    x = without_channel(images, "N H W", "grid")
     n, h, w = x.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
@@ -71,11 +79,7 @@ def gif_bytes(frames, fps: int = 8, scale: int = 2, loop: int = 0) -> bytes:
 
 def video_grid(videos, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """(N, T, H, W) clips -> (T, H', W') frames of a mosaic, to show many clips as one GIF."""
-    v = as_uint8(videos)
-    if v.ndim == 5:
-        v = v[:, 0]
-    if v.ndim != 4:
-        raise ValueError(f"video_grid expects (N, T, H, W) or (N, 1, T, H, W), got shape {v.shape}")
+    v = without_channel(videos, "N T H W", "video_grid")
     return np.stack([grid(v[:, t], nrow, pad) for t in range(v.shape[1])])
 
 
