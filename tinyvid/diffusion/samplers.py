@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from tinyvid.diffusion.schedules import Schedule, gather, to_eps_and_x0
+from tinyvid.diffusion.schedules import Schedule, gather, posterior_mean_variance, to_eps_and_x0
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SPACINGS = ("leading", "trailing", "linspace")
@@ -21,13 +21,12 @@ def ddpm_step(schedule, model_output, t: int, xt, generator=None, prediction_typ
     """One ancestral step x_t -> x_{t-1} with sigma_t^2 = beta-tilde_t (diffusers' 'fixed_small')."""
     tt = torch.full((xt.shape[0],), t, dtype=torch.long)
     _, x0 = to_eps_and_x0(schedule, xt, tt, model_output, prediction_type, clip)
-    mean = gather(schedule.posterior_coef_x0, tt, xt) * x0 + gather(schedule.posterior_coef_xt, tt, xt) * xt
+    mean, var = posterior_mean_variance(schedule, x0, xt, tt)
     if t == 0:
         return mean
     if noise is None:
         noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
-    var = gather(schedule.posterior_variance, tt, xt).clamp(min=1e-20)
-    return mean + var.sqrt() * noise
+    return mean + var.clamp(min=1e-20).sqrt() * noise
 
 
 def ddim_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
