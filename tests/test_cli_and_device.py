@@ -62,3 +62,14 @@ def test_every_profile_shares_the_same_settings():
         keys = {p: set(s) for p, s in profiles.items()}
         assert set(profiles) == {"smoke", "cpu", "gpu", "full"}, name
         assert all(k == keys["cpu"] for k in keys.values()), name
+
+
+def test_sample_ddpm_labels_writes_balanced_y_and_accepts_a_diffusers_solver(tmp_path):
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), attention_levels=(1,), num_classes=10))
+    ckpt = save_model(model, tmp_path / "cond.safetensors", schedule="linear", prediction_type="v_prediction")
+    out = tmp_path / "c.npz"
+    assert main(["sample", "ddpm", "--checkpoint", str(ckpt), "--n", "20", "--steps", "4", "--labels",
+                 "--guidance", "3", "--method", "diffusers:dpmsolver++", "--out", str(out)]) == 0
+    z = np.load(out)
+    assert sorted(z.files) == ["x", "y"] and z["x"].shape == (20, 28, 28) and z["y"].dtype == np.uint8
+    assert np.bincount(z["y"], minlength=10).tolist() == [2] * 10

@@ -301,6 +301,22 @@ def test_runner_executes_records_failures_and_keeps_going(tmp_path, capsys):
     assert "steps = 7" in capsys.readouterr().out
 
 
+def test_runner_only_refreshes_the_chosen_rows(tmp_path):
+    solutions, out = tmp_path / "solutions", tmp_path / "runs" / "smoke"
+    solutions.mkdir()
+    for name in ("00_a", "01_b"):
+        nbformat.write(notebook(new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+                                new_code_cell("from tinyvid.course.metrics import report\nreport(x=1)")),
+                       solutions / f"{name}.ipynb")
+    first = run_notebooks("smoke", out_dir=out, solutions_dir=solutions, progress=False, timeout=60)
+    again = run_notebooks("smoke", only="01", out_dir=out, solutions_dir=solutions, progress=False, timeout=60)
+    assert [e["name"] for e in again["notebooks"]] == ["00_a.ipynb", "01_b.ipynb"]
+    assert again["notebooks"][0] == first["notebooks"][0]  # kept as it was
+    assert again["notebooks"][1]["finished"] >= first["notebooks"][1]["finished"]
+    other = run_notebooks("cpu", only="01", out_dir=out, solutions_dir=solutions, progress=False, timeout=60)
+    assert [e["name"] for e in other["notebooks"]] == ["01_b.ipynb"]  # another profile's rows are not mixed in
+
+
 def test_run_command_prints_table_and_smoke_hint(tmp_path, capsys, monkeypatch):
     fake = {"profile": "smoke", "parameters": {}, "started": "t0", "finished": "t1", "machine": {"cpu_count": 2},
             "notebooks": [{"name": "01_x.ipynb", "status": "ok", "seconds": 75.0, "error": None,

@@ -43,7 +43,8 @@ def test_ddim_step_matches_diffusers(eta):
         out = torch.randn(4, 1, 28, 28)
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         expected = ref.step(out, ts[i], xt, eta=eta, generator=torch.Generator().manual_seed(1)).prev_sample
-        got = ddim_step(ours, out, ts[i], t_prev, xt, eta=eta, generator=torch.Generator().manual_seed(1))
+        got = ddim_step(ours, out, ts[i], t_prev, xt, eta=eta, generator=torch.Generator().manual_seed(1),
+                        refit_eps=False)  # diffusers keeps the raw eps after clipping x0
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -90,3 +91,43 @@ def test_bad_arguments_give_clear_errors():
         ddim_timesteps(1000, 0)
     with pytest.raises(ValueError, match="ddpm sampling runs all T"):
         sample(lambda x, t: x, (1, 1, 4, 4), Schedule(), "ddpm", steps=10, progress=False)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_diffusers_ddim_solver_drives_a_tinyvid_denoiser_like_tinyvid_ddim(prediction_type):
+    from tinyvid.diffusion.diffusers_solvers import diffusers_scheduler, sample_with_scheduler
+
+    s = Schedule("linear")
+    denoise = lambda x, t: 0.3 * x + 0.001 * t.float().view(-1, 1, 1, 1)  # noqa: E731 - depends on x and t
+    ours = sample(denoise, (3, 1, 8, 8), s, "ddim", steps=20, eta=0.0, prediction_type=prediction_type, clip=False,
+                  generator=torch.Generator().manual_seed(5), progress=False)
+    theirs = sample_with_scheduler(denoise, (3, 1, 8, 8), diffusers_scheduler("ddim", s, prediction_type, clip=False), 20,
+                                   generator=torch.Generator().manual_seed(5), progress=False)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_dpm_solver_sampling_is_deterministic_and_uses_the_requested_steps():
+    from tinyvid.diffusion.diffusers_solvers import diffusers_scheduler, sample_with_scheduler
+
+    calls = []
+
+    def denoise(x, t):
+        calls.append(int(t[0]))
+        return 0.2 * x
+
+    sched = diffusers_scheduler("dpmsolver++", Schedule("linear"))
+    a = sample_with_scheduler(denoise, (2, 1, 4, 4), sched, 10, torch.Generator().manual_seed(0), progress=False)
+    b = sample_with_scheduler(denoise, (2, 1, 4, 4), sched, 10, torch.Generator().manual_seed(0), progress=False)
+    assert torch.equal(a, b) and len(calls) == 20 and calls[0] == 999 and calls[9] < calls[0]
+    with pytest.raises(ValueError, match="unknown solver"):
+        diffusers_scheduler("heun9", Schedule("linear"))
+
+
+def test_refitted_eps_makes_eta1_ddim_equal_ddpm_even_when_clipping():
+    s = Schedule("linear")
+    xt, out, z = 3 * torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    _, raw_x0 = to_eps_and_x0(s, xt, torch.full((4,), 500), out, clip=False)
+    assert raw_x0.abs().max() > 1  # clipping is active on these inputs
+    ddpm = ddpm_step(s, out, 500, xt, noise=z)
+    torch.testing.assert_close(ddim_step(s, out, 500, 499, xt, eta=1.0, noise=z), ddpm, atol=1e-5, rtol=1e-5)
+    assert (ddim_step(s, out, 500, 499, xt, eta=1.0, noise=z, refit_eps=False) - ddpm).abs().max() > 1e-2

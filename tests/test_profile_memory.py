@@ -19,11 +19,15 @@ def unet_estimate(settings, dtype=torch.float32):
     )
 
 
+UNET_NOTEBOOKS = [name for name, profiles in CONFIGS.items() if "unet" in profiles["cpu"]]
+
+
+@pytest.mark.parametrize("notebook", UNET_NOTEBOOKS)
 @pytest.mark.parametrize("profile", ["gpu", "full"])
-def test_ddpm_configs_fit_their_card(profile):
+def test_unet_configs_fit_their_card(notebook, profile):
     card, dtype = TARGETS[profile]
-    est = unet_estimate(CONFIGS["01_ddpm_mnist"][profile], dtype)
-    print(profile, card, est)
+    est = unet_estimate(CONFIGS[notebook][profile], dtype)
+    print(notebook, profile, card, est)
     # leave a third of the card for the CUDA context, allocator fragmentation and workspaces
     assert est.total_gib < 0.66 * CARDS_GIB[card]
 

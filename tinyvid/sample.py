@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tinyvid.diffusion.diffusers_solvers import SOLVERS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model into an .npz file")
@@ -16,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--checkpoint", required=True, help="a .safetensors file written by tinyvid (or a reference name)")
     d.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
     d.add_argument("--out", required=True, help="output .npz (compressed)")
-    d.add_argument("--method", choices=["ddim", "ddpm"], default="ddim")
-    d.add_argument("--steps", type=int, default=50, help="DDIM steps (ignored for ddpm)")
+    d.add_argument("--method", default="ddim", choices=["ddim", "ddpm", *(f"diffusers:{s}" for s in SOLVERS)],
+                   help="tinyvid's ddim/ddpm, or a diffusers solver driving the same model")
+    d.add_argument("--steps", type=int, default=50, help="sampling steps (ignored for ddpm, which runs all T)")
     d.add_argument("--eta", type=float, default=0.0)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--batch-size", type=int, default=500)

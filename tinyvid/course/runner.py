@@ -41,7 +41,9 @@ def run_notebooks(
     """Execute `solutions/NN_*.ipynb` (those starting with a prefix in `only`) into `out_dir`.
 
     Returns the results dict that is also written to `out_dir/results.json`
-    (rewritten after every notebook, so an interrupted run keeps what it did).
+    (rewritten after every notebook, so an interrupted run keeps what it did). Entries of
+    notebooks not run this time are kept from an earlier results.json of the same profile,
+    so `--only 02` refreshes one notebook's row of the book's results.
     `timeout` is papermill's per-cell limit in seconds (None: no limit).
     """
     import papermill
@@ -58,6 +60,8 @@ def run_notebooks(
         "machine": machine_info(),
         "notebooks": [],
     }
+    chosen = {p.name for p in notebooks}
+    kept = [e for e in _earlier_entries(out, profile) if e.get("name") not in chosen]
     previous_env = os.environ.get(ENV_VAR)
     os.environ[ENV_VAR] = profile  # the kernel inherits it: `auto` inside the notebook means this profile
     try:
@@ -88,8 +92,10 @@ def run_notebooks(
                 "error": error,
                 "metrics": _metrics_of(target),
                 "executed": str(target),
+                "finished": _now(),
             }
-            results["notebooks"].append(entry)
+            ran = [e for e in results["notebooks"] if e["name"] in chosen] + [entry]
+            results["notebooks"] = sorted(kept + ran, key=lambda e: e["name"])
             print(f"[notebook {k}/{len(notebooks)}] {source.name}: {status} in {format_seconds(seconds)}"
                   + (f" — {error}" if error else ""), flush=True)
             write_results(results, out)
@@ -101,6 +107,15 @@ def run_notebooks(
     results["finished"] = _now()
     write_results(results, out)
     return results
+
+
+def _earlier_entries(out_dir: Path, profile: str) -> list[dict]:
+    path = out_dir / RESULTS_FILE
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return list(earlier.get("notebooks", [])) if earlier.get("profile") == profile else []
 
 
 def artifacts_dir(profile: str) -> Path:

@@ -31,12 +31,20 @@ def sample_images(
     shape: tuple[int, ...] = (1, 28, 28),
     device: str | torch.device = "cpu",
     progress: bool = True,
+    clip: bool = True,
 ) -> torch.Tensor:
     """n samples in [-1, 1], deterministic under `seed`; batch b uses seed + b.
 
+    method: 'ddim' or 'ddpm' (tinyvid's samplers) or 'diffusers:<solver>' with a solver of
+    `tinyvid.diffusion.diffusers_solvers.SOLVERS`, e.g. 'diffusers:dpmsolver++'.
     labels (n,) condition a class-conditional model; guidance > 1 applies classifier-free
-    guidance against the model's null label.
+    guidance against the model's null label. clip=False for latents, which are not in [-1, 1].
     """
+    solver = method.removeprefix("diffusers:") if method.startswith("diffusers:") else None
+    if solver is not None:
+        from tinyvid.diffusion.diffusers_solvers import diffusers_scheduler, sample_with_scheduler
+
+        scheduler = diffusers_scheduler(solver, schedule, prediction_type)
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
     if labels is not None and len(labels) != n:
@@ -53,8 +61,10 @@ def sample_images(
             null = torch.full_like(y, model.config.num_classes)
             denoise = with_guidance(lambda x, t, c: model(x, t, c), y, null, guidance)
         g = torch.Generator(device=device).manual_seed(seed + b)
-        out.append(
-            sample(denoise, (size, *shape), schedule, method, None if method == "ddpm" else steps, eta,
-                   prediction_type=prediction_type, generator=g, device=device, progress=progress and len(batches) == 1)
-        )
+        bar = progress and len(batches) == 1
+        if solver is not None:
+            out.append(sample_with_scheduler(denoise, (size, *shape), scheduler, steps or 50, g, device, bar))
+        else:
+            out.append(sample(denoise, (size, *shape), schedule, method, None if method == "ddpm" else steps, eta,
+                              prediction_type=prediction_type, clip=clip, generator=g, device=device, progress=bar))
     return torch.cat(out)

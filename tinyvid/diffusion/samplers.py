@@ -45,10 +45,13 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
 
 
 def ddim_step(schedule, model_output, t: int, t_prev: int, xt, eta=0.0, generator=None,
-              prediction_type="epsilon", clip=True, noise=None):
-    """x_t -> x_{t_prev} (Song et al., 2021, eq. 12); eta=0 is deterministic, eta=1 is DDPM-like."""
+              prediction_type="epsilon", clip=True, noise=None, refit_eps=True):
+    """x_t -> x_{t_prev} (Song et al., 2021, eq. 12); eta=0 is deterministic, eta=1 is DDPM-like.
+
+    refit_eps=False reproduces diffusers' DDIMScheduler (clipped x0 with the raw eps).
+    """
     tt = torch.full((xt.shape[0],), t, dtype=torch.long)
-    eps, x0 = to_eps_and_x0(schedule, xt, tt, model_output, prediction_type, clip)
+    eps, x0 = to_eps_and_x0(schedule, xt, tt, model_output, prediction_type, clip, refit_eps)
     abar = gather(schedule.alphas_cumprod, tt, xt)
     abar_prev = (
         gather(schedule.alphas_cumprod, torch.full_like(tt, t_prev), xt) if t_prev >= 0 else torch.ones_like(abar)
@@ -97,6 +100,9 @@ def sample(
     device: torch.device | str = "cpu",
     progress: bool = True,
     return_trajectory: bool = False,
+    x_start: torch.Tensor | None = None,
+    timesteps: list[int] | None = None,
+    after_step: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ):
     """Draw samples of `shape` starting from pure noise.
 
@@ -104,9 +110,13 @@ def sample(
     method 'ddim': `steps` timesteps (default 50) with the given spacing and eta.
     Deterministic under `generator`. With return_trajectory, also returns the list of
     (t, x_t, predicted x0) along the way, for the denoising animation.
+    Editing (tinyvid.diffusion.editing) starts from `x_start` at the first of `timesteps`
+    instead of noise at T-1, and `after_step(x, t_prev)` may replace x after every step.
     """
-    x = torch.randn(shape, generator=generator, device=device)
-    if method == "ddpm":
+    x = torch.randn(shape, generator=generator, device=device) if x_start is None else x_start
+    if timesteps is not None:
+        ts = list(timesteps)
+    elif method == "ddpm":
         if steps not in (None, schedule.T):
             raise ValueError("ddpm sampling runs all T steps; use method='ddim' for fewer")
         ts = list(range(schedule.T - 1, -1, -1))
@@ -120,9 +130,11 @@ def sample(
         if return_trajectory:
             tt = torch.full((shape[0],), t, dtype=torch.long)
             trajectory.append((t, x.cpu(), to_eps_and_x0(schedule, x, tt, out, prediction_type, clip)[1].cpu()))
+        t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         if method == "ddpm":
             x = ddpm_step(schedule, out, t, x, generator, prediction_type, clip)
         else:
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             x = ddim_step(schedule, out, t, t_prev, x, eta, generator, prediction_type, clip)
+        if after_step is not None:
+            x = after_step(x, t_prev)
     return (x, trajectory) if return_trajectory else x

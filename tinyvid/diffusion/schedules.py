@@ -109,10 +109,14 @@ def eps_from_v(schedule, xt, t, v):
     return (1 - abar).sqrt() * xt + abar.sqrt() * v
 
 
-def to_eps_and_x0(schedule, xt, t, prediction, prediction_type: str = "epsilon", clip: bool = True):
+def to_eps_and_x0(schedule, xt, t, prediction, prediction_type: str = "epsilon", clip: bool = True,
+                  refit_eps: bool = True):
     """(eps, x0) from a model output of any parameterisation.
 
-    As in diffusers, eps comes from the raw prediction and only x0 is clipped to [-1, 1].
+    clip: clamp x0 to [-1, 1] (images; never for latents). refit_eps: after clipping, recompute
+    eps from the clipped x0 so that both describe the same x_t. diffusers' DDIMScheduler keeps the
+    raw eps (refit_eps=False); the mismatch it leaves in every deterministic step is what made
+    eta=0 DDIM get worse with more steps and strong guidance fall apart in notebook 02.
     """
     if prediction_type == "epsilon":
         eps, x0 = prediction, x0_from_eps(schedule, xt, t, prediction)
@@ -122,7 +126,10 @@ def to_eps_and_x0(schedule, xt, t, prediction, prediction_type: str = "epsilon",
         eps, x0 = eps_from_x0(schedule, xt, t, prediction), prediction
     else:
         raise ValueError(f"unknown prediction_type {prediction_type!r}: epsilon, v_prediction or sample")
-    return eps, (x0.clamp(-1, 1) if clip else x0)
+    if not clip:
+        return eps, x0
+    x0 = x0.clamp(-1, 1)
+    return (eps_from_x0(schedule, xt, t, x0) if refit_eps else eps), x0
 
 
 def training_target(schedule, x0, t, noise, prediction_type: str = "epsilon") -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from tinyvid.models.blocks import SelfAttention2d, TimestepMLP, timestep_embedding, zero_init
 from tinyvid.models.unet import UNet, UNetConfig
+from tinyvid.models.vae import VAE, VAEConfig, decode_latents, encode_latents, latent_scaling_factor, vae_loss
 from tinyvid.models.registry import load_model, load_pretrained, save_model
 
-__all__ = ["SelfAttention2d", "TimestepMLP", "timestep_embedding", "zero_init", "UNet", "UNetConfig", "load_model", "load_pretrained", "save_model"]
+__all__ = ["SelfAttention2d", "TimestepMLP", "timestep_embedding", "zero_init", "UNet", "UNetConfig", "load_model", "load_pretrained", "save_model",
+           "VAE", "VAEConfig", "vae_loss", "encode_latents", "decode_latents", "latent_scaling_factor"]

@@ -19,8 +19,9 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 
 def _classes() -> dict:
     from tinyvid.models.unet import UNet, UNetConfig
+    from tinyvid.models.vae import VAE, VAEConfig
 
-    return {"UNet": (UNet, UNetConfig)}
+    return {"UNet": (UNet, UNetConfig), "VAE": (VAE, VAEConfig)}
 
 
 def save_model(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None, **extra) -> Path:

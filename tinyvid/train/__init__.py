@@ -2,6 +2,7 @@
 
 from tinyvid.train.batches import TensorBatches
 from tinyvid.train.ema import EMA
+from tinyvid.train.throughput import training_throughput
 from tinyvid.train.trainer import TrainConfig, Trainer, lr_lambda
 
-__all__ = ["TensorBatches", "EMA", "TrainConfig", "Trainer", "lr_lambda"]
+__all__ = ["TensorBatches", "EMA", "TrainConfig", "Trainer", "lr_lambda", "training_throughput"]
