@@ -123,6 +123,17 @@ def test_dpm_solver_sampling_is_deterministic_and_uses_the_requested_steps():
         diffusers_scheduler("heun9", Schedule("linear"))
 
 
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_refitted_eps_matches_diffusers_use_clipped_model_output(eta):
+    ours = Schedule("linear")
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="trailing", clip_sample=True)
+    ref.set_timesteps(50)
+    ts = ddim_timesteps(1000, 50, "trailing")
+    xt, out, z = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    expected = ref.step(out, ts[10], xt, eta=eta, use_clipped_model_output=True, variance_noise=z).prev_sample
+    torch.testing.assert_close(ddim_step(ours, out, ts[10], ts[11], xt, eta=eta, noise=z), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_refitted_eps_makes_eta1_ddim_equal_ddpm_even_when_clipping():
     s = Schedule("linear")
     xt, out, z = 3 * torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)

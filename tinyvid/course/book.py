@@ -134,7 +134,7 @@ def _run_section(results: dict) -> str:
     lines.append(f"- profile: `{results.get('profile', '?')}`")
     for key in ("started", "finished"):
         if results.get(key):
-            lines.append(f"- {key}: {results[key]}")
+            lines.append(f"- {key} (the last run): {results[key]}")
     if results.get("parameters"):
         params = ", ".join(f"`{_cell(k)}={_cell(v)}`" for k, v in results["parameters"].items())
         lines.append(f"- parameters: {params}")
@@ -154,13 +154,15 @@ def _notebook_table(results: dict, executed_dir: Path, page_dir: Path) -> str:
     if not notebooks:
         return "## Notebooks\n\nNot run yet: results.json lists no notebooks.\n"
     profile = _cell(results.get("profile", "?"))
-    rows = ["| notebook | profile | status | run time | error |", "| --- | --- | --- | --- | --- |"]
+    rows = ["| notebook | profile | status | run time | finished | error |", "| --- | --- | --- | --- | --- | --- |"]
     for nb in notebooks:
         status = str(nb.get("status", "?"))
         seconds = nb.get("seconds")
+        # `--only` refreshes single rows, so each notebook says when it ran
+        finished = _cell(nb.get("finished") or results.get("finished") or "—")
         rows.append(
             f"| {_link(nb, executed_dir, page_dir)} | {profile} | {_status_icon(status)} {_cell(status)} "
-            f"| {_duration(seconds) if seconds is not None else '—'} | {_code(_first_line(nb.get('error')))} |"
+            f"| {_duration(seconds) if seconds is not None else '—'} | {finished} | {_code(_first_line(nb.get('error')))} |"
         )
     return "## Notebooks\n\n" + "\n".join(rows) + "\n"
 

@@ -53,3 +53,47 @@ class SelfAttention2d(nn.Module):
         q, k, v = rearrange(self.qkv(self.norm(x)), "b (three n d) h w -> three b n (h w) d", three=3, n=self.heads)
         out = F.scaled_dot_product_attention(q, k, v)
         return x + self.proj(rearrange(out, "b n (h w) d -> b (n d) h w", h=h, w=w))
+
+
+class Attention(nn.Module):
+    """Multi-head attention on SDPA: self-attention, or cross-attention to a `context`.
+
+    `key_mask` (B, S) is True on the keys that may be attended to (padding is False).
+    """
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} must divide by heads={heads}")
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads)
+        k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LayerNorm transformer block: self-attention, optional cross-attention, MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, context_dim: int | None = None):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
+        self.cross = Attention(dim, heads, context_dim) if context_dim else None
+        self.norm_cross = nn.LayerNorm(dim) if context_dim else None
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x, key_mask=None, context=None, context_mask=None):
+        x = x + self.attn(self.norm1(x), key_mask=key_mask)
+        if self.cross is not None:
+            x = x + self.cross(self.norm_cross(x), context, context_mask)
+        return x + self.mlp(self.norm2(x))

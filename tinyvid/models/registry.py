@@ -20,8 +20,9 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 def _classes() -> dict:
     from tinyvid.models.unet import UNet, UNetConfig
     from tinyvid.models.vae import VAE, VAEConfig
+    from tinyvid.models.clip import CLIPConfig, VideoTextCLIP
 
-    return {"UNet": (UNet, UNetConfig), "VAE": (VAE, VAEConfig)}
+    return {"UNet": (UNet, UNetConfig), "VAE": (VAE, VAEConfig), "VideoTextCLIP": (VideoTextCLIP, CLIPConfig)}
 
 
 def save_model(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None, **extra) -> Path:
