@@ -39,3 +39,22 @@ def test_estimate_counts_activations_linearly_in_batch():
     assert a.params == b.params and a.weights_bytes == 4 * a.params
     assert b.activations_bytes == pytest.approx(2 * a.activations_bytes, rel=0.05)
     assert a.activations_bytes > 0
+
+
+@pytest.mark.parametrize("profile", ["gpu", "full"])
+def test_latent_diffusion_configs_fit_their_card(profile):
+    from tinyvid.models import VAE, VAEConfig, vae_loss
+
+    card, dtype = TARGETS[profile]
+    settings = CONFIGS["03_vae_latent"][profile]
+    b = settings["batch_size"]
+    vae = estimate_training_memory(lambda: VAE(VAEConfig(**settings["vae"])), lambda: (torch.randn(b, 1, 28, 28),),
+                                   lambda model, batch: vae_loss(settings["beta"])(model, batch)[0], activation_dtype=dtype)
+    latent = VAEConfig(**settings["vae"])
+    shape = (settings["latent_unet"]["in_channels"], latent.latent_size, latent.latent_size)
+    ldm = estimate_training_memory(
+        lambda: UNet(UNetConfig(**settings["latent_unet"], num_classes=10)),
+        lambda: (torch.randn(b, *shape), torch.randint(0, 1000, (b,)), torch.randint(0, 11, (b,))),
+        lambda model, batch: model(*batch).float().pow(2).mean(), activation_dtype=dtype)
+    print(profile, card, vae, ldm)
+    assert max(vae.total_gib, ldm.total_gib) < 0.66 * CARDS_GIB[card]
