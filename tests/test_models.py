@@ -53,3 +53,30 @@ def test_save_and_load_round_trip(tmp_path):
     torch.testing.assert_close(loaded(x, t), m(x, t))
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.safetensors")
+
+
+def test_text_conditioned_unet_uses_context_and_ignores_padding():
+    m = UNet(UNetConfig(in_channels=1, patch=2, channels=(16, 32), attention_levels=(1,), context_dim=24))
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    m.eval()
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([100, 700])
+    ctx, mask = torch.randn(2, 5, 24), torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    out = m(x, t, context=ctx, context_mask=mask)
+    assert out.shape == x.shape
+    assert not torch.allclose(out, m(x, t, context=torch.randn(2, 5, 24), context_mask=mask))
+    changed_padding = ctx.clone()
+    changed_padding[1, 3:] = 100.0  # masked tokens of the second text
+    torch.testing.assert_close(m(x, t, context=changed_padding, context_mask=mask)[1], out[1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="context must be given"):
+        m(x, t)
+    with pytest.raises(ValueError, match="context must be given"):
+        UNet(UNetConfig(**TINY))(x, t, context=ctx)
+
+
+def test_spatial_transformer_starts_as_identity():
+    from tinyvid.models.blocks import SpatialTransformer
+
+    block = SpatialTransformer(16, 4, context_dim=8)
+    x = torch.randn(2, 16, 7, 7)
+    assert torch.equal(block(x, torch.randn(2, 3, 8)), x)

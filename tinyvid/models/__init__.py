@@ -1,12 +1,13 @@
 """Models: building blocks and the course's networks."""
 
-from tinyvid.models.blocks import Attention, SelfAttention2d, TimestepMLP, TransformerBlock, timestep_embedding, zero_init
+from tinyvid.models.blocks import (Attention, SelfAttention2d, SpatialTransformer, TimestepMLP, TransformerBlock,
+                                   timestep_embedding, zero_init)
 from tinyvid.models.unet import UNet, UNetConfig
 from tinyvid.models.vae import VAE, VAEConfig, decode_latents, encode_latents, latent_scaling_factor, vae_loss
 from tinyvid.models.text_encoder import TextEncoder, TextEncoderConfig
 from tinyvid.models.clip import CLIPConfig, VideoEncoderConfig, VideoTextCLIP, clip_loss
 from tinyvid.models.registry import load_model, load_pretrained, save_model
 
-__all__ = ["Attention", "TransformerBlock", "TextEncoder", "TextEncoderConfig", "VideoTextCLIP", "CLIPConfig",
+__all__ = ["Attention", "TransformerBlock", "SpatialTransformer", "TextEncoder", "TextEncoderConfig", "VideoTextCLIP", "CLIPConfig",
            "VideoEncoderConfig", "clip_loss", "SelfAttention2d", "TimestepMLP", "timestep_embedding", "zero_init", "UNet", "UNetConfig", "load_model", "load_pretrained", "save_model",
            "VAE", "VAEConfig", "vae_loss", "encode_latents", "decode_latents", "latent_scaling_factor"]

@@ -97,3 +97,22 @@ class TransformerBlock(nn.Module):
         if self.cross is not None:
             x = x + self.cross(self.norm_cross(x), context, context_mask)
         return x + self.mlp(self.norm2(x))
+
+
+class SpatialTransformer(nn.Module):
+    """Self- then cross-attention over the pixels of a feature map, as Stable Diffusion's U-Net does
+    (its Transformer2DModel): text tokens enter the image model here. Zero-initialised output, so a
+    freshly added block is the identity."""
+
+    def __init__(self, channels: int, heads: int, context_dim: int, groups: int = 8):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.proj_in = nn.Conv2d(channels, channels, 1)
+        self.block = TransformerBlock(channels, heads, context_dim=context_dim)
+        self.proj_out = zero_init(nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        tokens = rearrange(self.proj_in(self.norm(x)), "b c h w -> b (h w) c")
+        tokens = self.block(tokens, context=context, context_mask=context_mask)
+        return x + self.proj_out(rearrange(tokens, "b (h w) c -> b c h w", h=h, w=w))

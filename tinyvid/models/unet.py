@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinyvid.models.blocks import SelfAttention2d, TimestepMLP, zero_init
+from tinyvid.models.blocks import SelfAttention2d, SpatialTransformer, TimestepMLP, zero_init
 
 
 @dataclass
@@ -30,6 +30,8 @@ class UNetConfig:
     groups: int = 8
     dropout: float = 0.0
     num_classes: int | None = None
+    # text conditioning: attention levels become self- + cross-attention to `context` tokens of this width
+    context_dim: int | None = None
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -68,13 +70,17 @@ class Level(nn.Module):
         self.blocks = nn.ModuleList(
             ResBlock(cin if i == 0 else cout, cout, emb_dim, cfg.groups, cfg.dropout) for i in range(n)
         )
+        self.cross = attention and cfg.context_dim is not None
         self.attn = nn.ModuleList(
-            SelfAttention2d(cout, cfg.heads, cfg.groups) if attention else nn.Identity() for _ in range(n)
+            (SpatialTransformer(cout, cfg.heads, cfg.context_dim, cfg.groups) if self.cross
+             else SelfAttention2d(cout, cfg.heads, cfg.groups)) if attention else nn.Identity()
+            for _ in range(n)
         )
 
-    def forward(self, x, emb):
+    def forward(self, x, emb, context=None, context_mask=None):
         for block, attn in zip(self.blocks, self.attn):
-            x = attn(block(x, emb))
+            x = block(x, emb)
+            x = attn(x, context, context_mask) if self.cross else attn(x)
         return x
 
 
@@ -117,19 +123,27 @@ class UNet(nn.Module):
             raise ValueError("this U-Net has no class conditioning (num_classes=None) but labels were given")
         return emb
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C, 28, 28), t (B,) timesteps -> predicted noise (or v), same shape as x."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, H, W), t (B,) timesteps -> predicted noise (or v), same shape as x.
+
+        A text-conditioned U-Net (config.context_dim) needs `context` (B, L, context_dim) token
+        features, with `context_mask` (B, L) True on real tokens.
+        """
+        if (self.config.context_dim is None) != (context is None):
+            raise ValueError("context must be given exactly when the U-Net has context_dim "
+                             f"(context_dim={self.config.context_dim}, context {'given' if context is not None else 'missing'})")
         emb = self.embed(t, labels)
         h = self.stem(x)
         skips = []
         for i, level in enumerate(self.down):
-            h = level(h, emb)
+            h = level(h, emb, context, context_mask)
             skips.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)
-        h = self.mid(h, emb)
+        h = self.mid(h, emb, context, context_mask)
         for j, level in enumerate(self.up):
-            h = level(torch.cat([h, skips.pop()], dim=1), emb)
+            h = level(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
             if j < len(self.upsample):
                 h = self.upsample[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.out(h)
