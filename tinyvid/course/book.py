@@ -159,7 +159,7 @@ def _notebook_table(results: dict, executed_dir: Path, page_dir: Path) -> str:
         status = str(nb.get("status", "?"))
         seconds = nb.get("seconds")
         # `--only` refreshes single rows, so each notebook says when it ran
-        finished = _cell(nb.get("finished") or results.get("finished") or "—")
+        finished = _cell(nb.get("finished") or "—")
         rows.append(
             f"| {_link(nb, executed_dir, page_dir)} | {profile} | {_status_icon(status)} {_cell(status)} "
             f"| {_duration(seconds) if seconds is not None else '—'} | {finished} | {_code(_first_line(nb.get('error')))} |"
