@@ -31,20 +31,22 @@ def test_ddpm_step_matches_diffusers(prediction_type, t):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("refit", [False, True])
 @pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_ddim_step_matches_diffusers(eta):
+def test_ddim_step_matches_diffusers_in_both_clipping_conventions(eta, refit):
+    """refit_eps=False is diffusers' default (clipped x0, raw eps); True is its use_clipped_model_output."""
     ours = Schedule("linear")
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="trailing", clip_sample=True)
     ref.set_timesteps(50)
     ts = ddim_timesteps(1000, 50, "trailing")
     assert ts == ref.timesteps.tolist()
     xt = torch.randn(4, 1, 28, 28)
-    for i in (0, 25, 49):
+    for i in (0, 10, 25, 49):
         out = torch.randn(4, 1, 28, 28)
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        expected = ref.step(out, ts[i], xt, eta=eta, generator=torch.Generator().manual_seed(1)).prev_sample
-        got = ddim_step(ours, out, ts[i], t_prev, xt, eta=eta, generator=torch.Generator().manual_seed(1),
-                        refit_eps=False)  # diffusers keeps the raw eps after clipping x0
+        expected = ref.step(out, ts[i], xt, eta=eta, use_clipped_model_output=refit,
+                            generator=torch.Generator().manual_seed(1)).prev_sample
+        got = ddim_step(ours, out, ts[i], t_prev, xt, eta=eta, generator=torch.Generator().manual_seed(1), refit_eps=refit)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -121,17 +123,6 @@ def test_dpm_solver_sampling_is_deterministic_and_uses_the_requested_steps():
     assert torch.equal(a, b) and len(calls) == 20 and calls[0] == 999 and calls[9] < calls[0]
     with pytest.raises(ValueError, match="unknown solver"):
         diffusers_scheduler("heun9", Schedule("linear"))
-
-
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_refitted_eps_matches_diffusers_use_clipped_model_output(eta):
-    ours = Schedule("linear")
-    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="trailing", clip_sample=True)
-    ref.set_timesteps(50)
-    ts = ddim_timesteps(1000, 50, "trailing")
-    xt, out, z = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
-    expected = ref.step(out, ts[10], xt, eta=eta, use_clipped_model_output=True, variance_noise=z).prev_sample
-    torch.testing.assert_close(ddim_step(ours, out, ts[10], ts[11], xt, eta=eta, noise=z), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_refitted_eps_makes_eta1_ddim_equal_ddpm_even_when_clipping():
