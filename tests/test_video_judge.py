@@ -44,3 +44,24 @@ def test_judge_learns_a_tiny_moving_mnist_set():
     assert model.features(videos[:2]).shape == (2, model.feature_dim)
     with pytest.raises(ValueError, match="expected videos"):
         model.features(torch.zeros(2, 8, 32, 32))
+
+
+def test_load_judge_trains_once_caches_and_scores(tmp_path, monkeypatch):
+    from tinyvid.eval.video_judge import fvd, load_judge
+
+    monkeypatch.setenv("TINYVID_CACHE", str(tmp_path))
+    tiny = dict(n_clips=64, epochs=1, width=8, frames=8, size=48, n_test=32, batch_size=16)
+    judge = load_judge(progress=False, **tiny)
+    assert list(tmp_path.glob("video_judge*.safetensors")) and list(tmp_path.glob("video_judge*.json"))
+    again = load_judge(progress=False, **tiny)  # from the cache: same weights
+    for a, b in zip(judge.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    clips = generate(16, "test", seed=3, frames=8, size=48, speed=2).tensors()
+    assert fvd(judge, clips, clips) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_judge_training_clips_may_hold_out_pairs_only_as_an_evaluator():
+    with pytest.raises(ValueError, match="seen compositions only"):
+        generate(4, "train", compositions="any", frames=8, size=48)
+    clips = generate(400, "train", compositions="any", evaluator=True, frames=8, size=48)
+    assert clips.held_out.any()

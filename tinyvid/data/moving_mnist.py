@@ -137,6 +137,7 @@ def generate(
     size: int = SIZE,
     speed: int = SPEED,
     held_out_fraction: float | None = None,
+    evaluator: bool = False,
 ) -> Clips:
     """Generate n clips, deterministic from `seed`.
 
@@ -148,13 +149,15 @@ def generate(
     held_out_fraction: for test sets, the fraction of clips forced to contain a held-out
       pair in their first slot (the rest use seen pairs only); overrides `compositions`.
     frames, size, speed: the smoke profile's smaller variants; the contract is 16, 64, 2.
+    evaluator: training clips for an *evaluation* model (the video judge), which must know every
+      composition to score held-out prompts: lifts the seen-only rule of the train split.
     """
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}: choose 'train' or 'test'")
     compositions = compositions or ("seen" if split == "train" else "any")
-    if split == "train" and compositions != "seen":
+    if split == "train" and compositions != "seen" and not evaluator:
         raise ValueError("training clips use seen compositions only (held-out pairs are the test)")
     rng = np.random.default_rng(seed)
     choices = np.atleast_1d(np.asarray(num_digits))
