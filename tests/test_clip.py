@@ -51,17 +51,17 @@ TINY = CLIPConfig(video=VideoEncoderConfig(frames=4, size=16, patch=8, dim=32, s
 
 def test_clip_embeddings_are_normalised_and_video_shape_is_checked():
     model = VideoTextCLIP(TINY)
-    v, t = model(torch.randn(3, 4, 1, 16, 16), torch.randint(4, 40, (3, 6)), torch.ones(3, 6, dtype=torch.bool))
+    v, t = model(torch.randn(3, 1, 4, 16, 16), torch.randint(4, 40, (3, 6)), torch.ones(3, 6, dtype=torch.bool))
     assert v.shape == t.shape == (3, 16)
     torch.testing.assert_close(v.norm(dim=-1), torch.ones(3))
     with pytest.raises(ValueError, match="expected videos"):
-        model.encode_video(torch.randn(3, 5, 1, 16, 16))
+        model.encode_video(torch.randn(3, 1, 5, 16, 16))
 
 
 def test_temporal_attention_sees_frame_order_and_mean_pooling_does_not():
     torch.manual_seed(0)
-    video = torch.randn(2, 4, 1, 16, 16)
-    reversed_ = video.flip(1)
+    video = torch.randn(2, 1, 4, 16, 16)
+    reversed_ = video.flip(2)
     for temporal, order_matters in (("attention", True), ("mean", False)):
         cfg = CLIPConfig(video=VideoEncoderConfig(**{**TINY.video.__dict__, "temporal": temporal}), text=TINY.text, embed_dim=16)
         enc = VideoTextCLIP(cfg).eval()
@@ -76,7 +76,7 @@ def test_clip_loss_is_symmetric_infonce_and_training_lowers_it():
     torch.manual_seed(0)
     n = 32
     labels = torch.arange(n) % 8
-    videos = torch.randn(8, 4, 1, 16, 16)[labels] + 0.1 * torch.randn(n, 4, 1, 16, 16)
+    videos = torch.randn(8, 1, 4, 16, 16)[labels] + 0.1 * torch.randn(n, 1, 4, 16, 16)
     ids = torch.stack([torch.tensor([1, 4 + int(l), 2]) for l in labels])
     mask = torch.ones_like(ids, dtype=torch.bool)
     model = VideoTextCLIP(TINY)
@@ -99,5 +99,5 @@ def test_retrieval_recall_counts_equal_captions_as_hits():
 def test_clip_saves_and_loads(tmp_path):
     model = VideoTextCLIP(TINY).eval()
     loaded, _ = load_model(save_model(model, tmp_path / "clip.safetensors"))
-    video = torch.randn(1, 4, 1, 16, 16)
+    video = torch.randn(1, 1, 4, 16, 16)
     torch.testing.assert_close(loaded.encode_video(video), model.encode_video(video))

@@ -39,7 +39,7 @@ class VideoEncoderConfig:
 
 
 class VideoEncoder(nn.Module):
-    """(B, T, 1, H, W) in [-1, 1] -> (B, D)."""
+    """(B, 1, T, H, W) in [-1, 1] (the course's video layout, `Clips.tensors()`) -> (B, D)."""
 
     def __init__(self, cfg: VideoEncoderConfig):
         super().__init__()
@@ -55,10 +55,10 @@ class VideoEncoder(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        if video.shape[1:] != (cfg.frames, 1, cfg.size, cfg.size):
-            raise ValueError(f"expected videos (B, {cfg.frames}, 1, {cfg.size}, {cfg.size}), got {tuple(video.shape)}")
+        if video.shape[1:] != (1, cfg.frames, cfg.size, cfg.size):
+            raise ValueError(f"expected videos (B, 1, {cfg.frames}, {cfg.size}, {cfg.size}), got {tuple(video.shape)}")
         b = video.shape[0]
-        x = rearrange(self.patchify(rearrange(video, "b t c h w -> (b t) c h w")), "bt d h w -> bt (h w) d")
+        x = rearrange(self.patchify(rearrange(video, "b c t h w -> (b t) c h w")), "bt d h w -> bt (h w) d")
         x = x + self.space_pos
         for block in self.spatial:
             x = block(x)

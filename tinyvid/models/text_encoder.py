@@ -23,6 +23,12 @@ class TextEncoderConfig:
         return asdict(self)
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x (B, L, D) over the positions where mask (B, L) is True: (B, D)."""
+    weights = mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 class TextEncoder(nn.Module):
     """ids (B, L) + mask (B, L, True on real tokens) -> token features (B, L, D) and a pooled (B, D).
 
@@ -46,5 +52,4 @@ class TextEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, key_mask=mask)
         x = self.norm(x)
-        weights = mask.unsqueeze(-1).to(x.dtype)
-        return x, (x * weights).sum(1) / weights.sum(1)
+        return x, masked_mean(x, mask)
