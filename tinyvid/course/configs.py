@@ -94,6 +94,24 @@ CONFIGS: dict[str, dict[str, dict]] = {
                      n_samples=10_000, sample_steps=50, sample_eta=1.0, n_edit=1000,
                      strengths=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), log_every=200),
     },
+    "04_text_clip": {
+        "smoke": dict(n_train=64, n_test=64, frames=8, size=48, speed=2, bpe_vocab=60, max_len=24,
+                      video=dict(patch=16, dim=32, spatial_depth=1, temporal_depth=1, heads=4),
+                      text=dict(dim=32, depth=1, heads=4), embed_dim=32, batch_size=16, steps=20, clip_minutes=None,
+                      lr=2e-3, warmup=5, log_every=5),
+        "cpu": dict(n_train=20_000, n_test=1000, frames=16, size=64, speed=2, bpe_vocab=120, max_len=24,
+                    video=dict(patch=16, dim=128, spatial_depth=2, temporal_depth=2, heads=4),
+                    text=dict(dim=128, depth=2, heads=4), embed_dim=128, batch_size=64, steps=100_000, clip_minutes=15.0,
+                    lr=1e-3, warmup=200, log_every=50),
+        "gpu": dict(n_train=50_000, n_test=2000, frames=16, size=64, speed=2, bpe_vocab=120, max_len=24,
+                    video=dict(patch=8, dim=256, spatial_depth=4, temporal_depth=4, heads=8),
+                    text=dict(dim=256, depth=4, heads=8), embed_dim=256, batch_size=256, steps=20_000, clip_minutes=15.0,
+                    lr=1e-3, warmup=500, log_every=100),
+        "full": dict(n_train=200_000, n_test=5000, frames=16, size=64, speed=2, bpe_vocab=120, max_len=24,
+                     video=dict(patch=8, dim=384, spatial_depth=6, temporal_depth=6, heads=8),
+                     text=dict(dim=384, depth=6, heads=8), embed_dim=384, batch_size=512, steps=100_000, clip_minutes=None,
+                     lr=1e-3, warmup=1000, log_every=200),
+    },
 }
 
 
