@@ -10,10 +10,12 @@ from tinyvid.models import UNet, UNetConfig
 TARGETS = {"gpu": ("T4", torch.float16), "full": ("H100-80GB", torch.bfloat16)}
 
 
-def unet_estimate(settings, dtype=torch.float32):
+def unet_estimate(settings, dtype=torch.float32, key="unet", shape=(1, 28, 28), num_classes=None):
+    b = settings["batch_size"]
+    labels = (torch.randint(0, num_classes + 1, (b,)),) if num_classes else ()
     return estimate_training_memory(
-        lambda: UNet(UNetConfig(**settings["unet"])),
-        lambda: (torch.randn(settings["batch_size"], 1, 28, 28), torch.randint(0, 1000, (settings["batch_size"],))),
+        lambda: UNet(UNetConfig(**settings[key], num_classes=num_classes)),
+        lambda: (torch.randn(b, *shape), torch.randint(0, 1000, (b,)), *labels),
         lambda model, batch: model(*batch).float().pow(2).mean(),
         activation_dtype=dtype,
     )
@@ -52,9 +54,6 @@ def test_latent_diffusion_configs_fit_their_card(profile):
                                    lambda model, batch: vae_loss(settings["beta"])(model, batch)[0], activation_dtype=dtype)
     latent = VAEConfig(**settings["vae"])
     shape = (settings["latent_unet"]["in_channels"], latent.latent_size, latent.latent_size)
-    ldm = estimate_training_memory(
-        lambda: UNet(UNetConfig(**settings["latent_unet"], num_classes=10)),
-        lambda: (torch.randn(b, *shape), torch.randint(0, 1000, (b,)), torch.randint(0, 11, (b,))),
-        lambda model, batch: model(*batch).float().pow(2).mean(), activation_dtype=dtype)
+    ldm = unet_estimate(settings, dtype, key="latent_unet", shape=shape, num_classes=10)
     print(profile, card, vae, ldm)
     assert max(vae.total_gib, ldm.total_gib) < 0.66 * CARDS_GIB[card]

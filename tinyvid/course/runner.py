@@ -62,6 +62,7 @@ def run_notebooks(
     }
     chosen = {p.name for p in notebooks}
     kept = [e for e in _earlier_entries(out, profile) if e.get("name") not in chosen]
+    ran: list[dict] = []
     previous_env = os.environ.get(ENV_VAR)
     os.environ[ENV_VAR] = profile  # the kernel inherits it: `auto` inside the notebook means this profile
     try:
@@ -94,7 +95,7 @@ def run_notebooks(
                 "executed": str(target),
                 "finished": _now(),
             }
-            ran = [e for e in results["notebooks"] if e["name"] in chosen] + [entry]
+            ran.append(entry)
             results["notebooks"] = sorted(kept + ran, key=lambda e: e["name"])
             print(f"[notebook {k}/{len(notebooks)}] {source.name}: {status} in {format_seconds(seconds)}"
                   + (f" — {error}" if error else ""), flush=True)

@@ -15,48 +15,40 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD, BOS, EOS, UNK = SPECIAL_TOKENS
 
 
-def _finish(tok):
-    """<bos> … <eos> around every text, and padding."""
-    from tokenizers import processors
+def train_word_tokenizer(texts: Iterable[str]):
+    """A WordLevel tokenizer whose vocabulary is every word of `texts` (ids 0-3 are the specials)."""
+    from tokenizers import models, trainers
 
+    return _train(models.WordLevel(unk_token=UNK), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)), texts)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 200):
+    """A byte-pair-encoding tokenizer of at most `vocab_size` tokens, trained on `texts`."""
+    from tokenizers import models, trainers
+
+    return _train(models.BPE(unk_token=UNK),
+                  trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS)), texts)
+
+
+def _train(model, trainer, texts: Iterable[str]):
+    """One pipeline for both: lowercasing, punctuation split off words ("moving?" -> "moving", "?"),
+    whitespace otherwise ("up-left" stays one word) — set before training so the trainer sees the
+    same words — then <bos> … <eos> around every text, and padding."""
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
+
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Split(Regex(r"[?.,!:;]"), behavior="isolated"),
+    ])
+    tok.train_from_iterator(list(texts), trainer)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
         special_tokens=[(t, tok.token_to_id(t)) for t in (BOS, EOS)],
     )
     tok.enable_padding(pad_id=tok.token_to_id(PAD), pad_token=PAD)
     return tok
-
-
-def train_word_tokenizer(texts: Iterable[str]):
-    """A WordLevel tokenizer whose vocabulary is every word of `texts` (ids 0-3 are the specials)."""
-    from tokenizers import Tokenizer, models, trainers
-
-    tok = Tokenizer(models.WordLevel(unk_token=UNK))
-    _finish_pre(tok)
-    tok.train_from_iterator(list(texts), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)))
-    return _finish(tok)
-
-
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 200):
-    """A byte-pair-encoding tokenizer of at most `vocab_size` tokens, trained on `texts`."""
-    from tokenizers import Tokenizer, models, trainers
-
-    tok = Tokenizer(models.BPE(unk_token=UNK))
-    _finish_pre(tok)
-    tok.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS)))
-    return _finish(tok)
-
-
-def _finish_pre(tok) -> None:
-    """Lowercasing, punctuation split off words ("moving?" -> "moving", "?"), whitespace otherwise
-    ("up-left" stays one word); set before training so the trainer sees the same words."""
-    from tokenizers import Regex, normalizers, pre_tokenizers
-
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(),
-        pre_tokenizers.Split(Regex(r"[?.,!:;]"), behavior="isolated"),
-    ])
 
 
 def encode_batch(tok, texts: list[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

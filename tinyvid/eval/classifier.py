@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinyvid.data.mnist import cache_dir, mnist_tensors
+from tinyvid.eval.cache import train_once
 
 WEIGHTS_NAME = "mnist_classifier.safetensors"
 META_NAME = "mnist_classifier.json"
@@ -243,34 +243,6 @@ def _train(
     return model.eval(), meta
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock so parallel first calls train once; a no-op where fcntl is missing (Windows).
-
-    Correctness never depends on it: files are written to a temp name and renamed atomically.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def classifier_path() -> Path:
     return cache_dir() / WEIGHTS_NAME
 
@@ -284,20 +256,13 @@ def load_classifier(device: str | torch.device = "cpu", progress: bool = True) -
     Weights live in `$TINYVID_CACHE/mnist_classifier.safetensors` beside a JSON of the
     test accuracy and seed (`classifier_info()`); delete them to retrain.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     path = classifier_path()
     key = (str(path), str(torch.device(device)))
     if key in _LOADED:
         return _LOADED[key]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file():
-        with _file_lock(path.with_name(WEIGHTS_NAME + ".lock")):
-            if not path.is_file():  # another process may have trained it while we waited
-                model, meta = train_classifier(progress=progress)
-                # metadata first: the weights file appearing is what marks the cache complete
-                _atomic_write(path.with_name(META_NAME), lambda p: p.write_text(json.dumps(meta, indent=2)))
-                _atomic_write(path, lambda p: save_file(model.state_dict(), str(p)))
+    train_once(path, path.with_name(META_NAME), lambda: train_classifier(progress=progress))
     meta = path.with_name(META_NAME)
     width = json.loads(meta.read_text()).get("width", WIDTH) if meta.is_file() else WIDTH
     model = MNISTClassifier(width)

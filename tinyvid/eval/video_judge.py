@@ -158,21 +158,15 @@ def load_judge(progress: bool = True, **train_kwargs) -> VideoJudge:
     beside a JSON of its test scores. Pass train_kwargs only to build a non-default judge (tests)."""
     import json
 
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from tinyvid.data.mnist import cache_dir
-    from tinyvid.eval.classifier import _atomic_write, _file_lock
+    from tinyvid.eval.cache import train_once
 
     tag = "" if not train_kwargs else "_" + "_".join(f"{k}{v}" for k, v in sorted(train_kwargs.items()))
     path = cache_dir() / JUDGE_NAME.replace(".safetensors", f"{tag}.safetensors")
     meta_path = path.with_suffix(".json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file():
-        with _file_lock(path.with_name(path.name + ".lock")):
-            if not path.is_file():
-                model, meta = train_judge(progress=progress, **train_kwargs)
-                _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta, indent=2)))
-                _atomic_write(path, lambda p: save_file(model.state_dict(), str(p)))
+    train_once(path, meta_path, lambda: train_judge(progress=progress, **train_kwargs))
     meta = json.loads(meta_path.read_text())
     model = VideoJudge(meta["width"])
     model.load_state_dict(load_file(str(path)))

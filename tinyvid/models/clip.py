@@ -7,6 +7,7 @@ baseline, averages them): direction of motion is only visible across frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -18,6 +19,7 @@ from tinyvid.models.blocks import TransformerBlock
 from tinyvid.models.text_encoder import TextEncoder, TextEncoderConfig
 
 POOLING = ("attention", "mean")
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP caps 1 / temperature at 100
 
 
 @dataclass
@@ -112,7 +114,7 @@ def clip_loss(video_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
 
     The temperature is exp(-logit_scale), its scale capped at 100 as in CLIP.
     """
-    logits = logit_scale.clamp(max=4.6052).exp() * video_emb @ text_emb.t()
+    logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * video_emb @ text_emb.t()
     target = torch.arange(len(logits), device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
@@ -124,7 +126,7 @@ def clip_training_loss():
         video, ids, mask = batch
         v, t = model(video, ids, mask)
         scale = getattr(model, "module", model).logit_scale  # DDP wraps the model
-        return clip_loss(v, t, scale), {"temperature": scale.detach().clamp(max=4.6052).exp().reciprocal()}
+        return clip_loss(v, t, scale), {"temperature": scale.detach().clamp(max=MAX_LOGIT_SCALE).exp().reciprocal()}
 
     return loss_fn
 

@@ -36,6 +36,11 @@ class VAEConfig:
             raise ValueError(f"pad_to={self.pad_to} must be >= image_size and divide by {self.downsampling}")
 
     @property
+    def margin(self) -> int:
+        """Pixels of padding above and left of the image (the rest goes below and right)."""
+        return (self.pad_to - self.image_size) // 2
+
+    @property
     def downsampling(self) -> int:
         return self.patch * 2 ** (len(self.channels) - 1)
 
@@ -111,9 +116,8 @@ class VAE(nn.Module):
         if x.shape[1:] != (cfg.in_channels, cfg.image_size, cfg.image_size):
             raise ValueError(f"expected images (B, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}), "
                              f"got {tuple(x.shape)}")
-        pad = (cfg.pad_to - cfg.image_size) // 2
-        extra = cfg.pad_to - cfg.image_size - pad
-        x = F.pad(x, (pad, extra, pad, extra), value=-1.0)
+        extra = cfg.pad_to - cfg.image_size - cfg.margin
+        x = F.pad(x, (cfg.margin, extra, cfg.margin, extra), value=-1.0)
         return SimpleNamespace(latent_dist=DiagonalGaussian(self.encoder(x)))
 
     def decode(self, z: torch.Tensor) -> SimpleNamespace:
@@ -121,8 +125,8 @@ class VAE(nn.Module):
         if z.shape[1:] != self.latent_shape:
             raise ValueError(f"expected latents (B, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}")
         out = self.decoder(z)
-        pad = (cfg.pad_to - cfg.image_size) // 2
-        return SimpleNamespace(sample=out[..., pad : pad + cfg.image_size, pad : pad + cfg.image_size])
+        m = cfg.margin
+        return SimpleNamespace(sample=out[..., m : m + cfg.image_size, m : m + cfg.image_size])
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.decode(self.encode(x).latent_dist.sample(generator)).sample
