@@ -101,3 +101,38 @@ def test_clip_saves_and_loads(tmp_path):
     loaded, _ = load_model(save_model(model, tmp_path / "clip.safetensors"))
     video = torch.randn(1, 1, 4, 16, 16)
     torch.testing.assert_close(loaded.encode_video(video), model.encode_video(video))
+
+
+def test_joint_tubelet_encoder_sees_frame_order_and_checks_its_config():
+    torch.manual_seed(0)
+    cfg = CLIPConfig(video=VideoEncoderConfig(frames=8, size=16, patch=8, tubelet=4, dim=32, spatial_depth=1,
+                                              temporal_depth=1, temporal="joint"), text=TINY.text, embed_dim=16)
+    model = VideoTextCLIP(cfg).eval()
+    video = torch.randn(2, 1, 8, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(model.encode_video(video), model.encode_video(video.flip(2)), atol=1e-5)
+    assert len(model.video_encoder.spatial) == 2 and len(model.video_encoder.temporal) == 0  # all blocks are joint
+    with pytest.raises(ValueError, match="divide by tubelet"):
+        VideoEncoderConfig(frames=8, size=16, patch=8, tubelet=3)
+
+
+def test_clip_loss_with_repeated_captions_treats_them_as_positives():
+    torch.manual_seed(0)
+    v = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    v[1] = torch.nn.functional.normalize(v[0] + 0.1 * torch.randn(8), dim=0)  # two clips of one caption
+    t = v.clone()
+    t[1] = t[0]  # ...and the caption twice
+    scale = torch.tensor(3.0)
+    eye = torch.eye(4, dtype=torch.bool)
+    torch.testing.assert_close(clip_loss(v, t, scale, eye), clip_loss(v, t, scale))  # identity = plain InfoNCE
+    same = eye.clone()
+    same[0, 1] = same[1, 0] = True
+
+    def gradients(positives):  # d loss / d similarity(video i, caption j)
+        sim = (v @ t.t()).requires_grad_(True)
+        clip_loss(torch.eye(4), sim.t(), scale, positives).backward()  # eye @ sim = the similarities
+        return sim.grad
+
+    plain, twins = gradients(None), gradients(same)
+    assert plain[0, 1] > 0 > plain[0, 0]  # plain InfoNCE pushes video 0 from its twin caption, pulls its own
+    torch.testing.assert_close(twins[0, 1], twins[0, 0])  # with positives, the twin is treated as its own

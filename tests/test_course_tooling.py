@@ -238,6 +238,17 @@ def test_expect_enforces_outside_smoke(capsys):
         expect("fid", 1.0, profile="cpu")
 
 
+def test_expect_all_records_every_target_before_failing(capsys):
+    from tinyvid.course.metrics import expect_all
+
+    with pytest.raises(AssertionError) as error:
+        expect_all([("a", 0.5, {"at_least": 0.9}), ("b", 1.0, {"at_most": 2.0}), ("c", 3.0, {"at_most": 2.0})], profile="cpu")
+    assert "a = 0.5" in str(error.value) and "c = 3" in str(error.value) and "b =" not in str(error.value)
+    out = capsys.readouterr().out
+    assert "❌ a = 0.5" in out and "✅ b = 1" in out and "❌ c = 3" in out
+    expect_all([("a", 0.5, {"at_least": 0.9})], profile="smoke")  # reported, not enforced
+
+
 def test_collect_metrics_reads_display_data():
     record = {"fid": {"value": 12.5, "target": 30, "op": "<=", "met": True}}
     nb = notebook(

@@ -85,3 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--sample-steps", type=int, default=None, help="default: notebook 01's cpu sampler")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=lambda a: print(json.dumps(ddpm_baseline(a.minutes, a.samples, a.sample_steps, a.seed), indent=1)))
+    from tinyvid import bench_scaling
+
+    bench_scaling.register(kinds)  # notebook 09: dit, unet, levers, memory, loader, onnx

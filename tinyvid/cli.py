@@ -8,13 +8,16 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from tinyvid.course import commands as course_commands
-    from tinyvid import bench, sample
+    from tinyvid import bench, caption, sample
+    from tinyvid.serve import cli as serve_cli
 
     parser = argparse.ArgumentParser(prog="tinyvid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     course_commands.register(sub)
     sample.register(sub)
     bench.register(sub)
+    caption.register(sub)
+    serve_cli.register(sub)
     return parser
 
 

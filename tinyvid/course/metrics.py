@@ -89,6 +89,21 @@ def expect(
         )
 
 
+def expect_all(checks: Iterable[tuple], *, profile: str) -> None:
+    """Several `expect`s at once: `checks` of (name, value, {"at_least": x} or {"at_most": x}).
+    Every one is recorded and printed before the first miss fails the cell, so the results page
+    shows all of a notebook's targets, met or not."""
+    __tracebackhide__ = True
+    missed = []
+    for name, value, target in checks:
+        try:
+            expect(name, value, profile=profile, **target)
+        except AssertionError as error:
+            missed.append(str(error))
+    if missed:
+        raise AssertionError("\n".join(missed))
+
+
 def collect_metrics(notebook: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """name → {value, target?, op?, met?, ...} from an executed notebook's outputs; a later cell wins."""
     metrics: dict[str, dict[str, Any]] = {}

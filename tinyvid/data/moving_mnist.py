@@ -85,6 +85,9 @@ class Clips:
     digits: np.ndarray  # int64 (N, 2)
     directions: np.ndarray  # int64 (N, 2)
     captions: list[str]
+    # where each digit starts: the centre of its 28x28 box in the first frame, (N, 2, 2) float
+    # (row, col); NaN for empty slots. The video judge is trained to find digits there.
+    centers: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -97,6 +100,13 @@ class Clips:
     def held_out(self) -> np.ndarray:
         """Per clip: does any of its (digit, direction) pairs belong to the held-out set?"""
         return (is_held_out(self.digits, self.directions) & (self.digits != NO_DIGIT)).any(1)
+
+    def __getitem__(self, index) -> "Clips":
+        """A sub-set: `clips[:100]`, `clips[mask]` or `clips[[3, 7]]`."""
+        rows = np.arange(len(self))[index]
+        rows = np.atleast_1d(rows)
+        return Clips(self.videos[rows], self.digits[rows], self.directions[rows], [self.captions[i] for i in rows],
+                     None if self.centers is None else self.centers[rows])
 
     def tensors(self) -> torch.Tensor:
         """Videos as float (N, 1, T, H, W) in [-1, 1], the layout the video models take."""
@@ -186,7 +196,9 @@ def generate(
     sprites = images[pick] * (digits != NO_DIGIT)[:, :, None, None]  # (n, 2, 28, 28), empty slots black
     videos = render(sprites, start, steps * speed, frames, size)
     captions = [caption_for(d, k) for d, k in zip(digits, directions)]
-    return Clips(videos, digits, directions, captions)
+    centers = start + (DIGIT - 1) / 2.0
+    centers[digits == NO_DIGIT] = np.nan
+    return Clips(videos, digits, directions, captions, centers)
 
 
 def render(sprites: np.ndarray, start: np.ndarray, velocity: np.ndarray, frames: int, size: int) -> np.ndarray:
@@ -250,3 +262,20 @@ class WordTokenizer:
             e = e[:length]
             ids[i, : len(e)] = torch.tensor(e)
         return ids, ids != self.pad_id
+
+
+T2V_TEST_SEED = 2025
+
+
+def t2v_test_clips(n: int = 500, seed: int = T2V_TEST_SEED, held_out_fraction: float = 0.5, **variant) -> Clips:
+    """The course's fixed text-to-video test set: MNIST test digits, 1 and 2 digits, about half the
+    clips with a held-out (digit, direction) pair. Its captions are the prompts; its videos are the
+    real clips that FVD compares samples with."""
+    return generate(n, "test", seed=seed, held_out_fraction=held_out_fraction, **variant)
+
+
+def write_prompts(path, captions: list[str]) -> None:
+    """One prompt per line, the format `tinyvid sample t2v --prompts` reads."""
+    from pathlib import Path
+
+    Path(path).write_text("\n".join(captions) + "\n", encoding="utf-8")

@@ -82,6 +82,8 @@ def with_guidance(denoise_cond: Callable, cond, uncond, scale: float) -> Denoise
 def _cat(a, b):
     if isinstance(a, dict):
         return {k: _cat(a[k], b[k]) for k in a}
+    if isinstance(a, tuple):  # several condition tensors, e.g. a caption's ids and mask
+        return tuple(_cat(x, y) for x, y in zip(a, b))
     return torch.cat([a, b])
 
 

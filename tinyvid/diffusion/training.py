@@ -12,15 +12,19 @@ def diffusion_loss(
     prediction_type: str = "epsilon",
     min_snr_gamma: float | None = None,
     label_dropout: float = 0.0,
-    null_label: int | None = None,
+    null_label=None,
 ):
-    """Returns loss_fn(model, batch) for the Trainer; batch = (x0,) or (x0, labels).
+    """Returns loss_fn(model, batch) for the Trainer; batch = (x0,) or (x0, *cond), e.g. (x0, labels)
+    or (x0, token ids, token mask) for a text-conditioned model.
 
     min_snr_gamma: Min-SNR-gamma weighting (Hang et al., 2023): the per-timestep loss is
       weighted by min(SNR, gamma) / SNR (epsilon) or min(SNR, gamma) / (SNR + 1) (v), which
       stops the easy low-noise steps from dominating and converges several times faster.
-    label_dropout: replace labels by `null_label` with this probability (classifier-free guidance).
+    label_dropout: replace the condition by `null_label` with this probability (classifier-free
+      guidance): an int for class labels, or a tuple with one null row per condition tensor
+      (a caption's ids and mask: the empty caption).
     """
+    nulls = null_label if isinstance(null_label, tuple) else (null_label,)
     snr = schedule.snr()
 
     def loss_fn(model, batch):
@@ -30,7 +34,9 @@ def diffusion_loss(
         xt = q_sample(schedule, x0, t, noise)
         if cond and label_dropout > 0:
             drop = torch.rand(x0.shape[0], device=x0.device) < label_dropout
-            cond[0] = torch.where(drop, torch.full_like(cond[0], null_label), cond[0])
+            for i, null in enumerate(nulls):
+                null = torch.as_tensor(null, device=x0.device, dtype=cond[i].dtype)
+                cond[i] = torch.where(drop.view(-1, *[1] * (cond[i].ndim - 1)), null, cond[i])
         pred = model(xt, t, *cond)
         target = training_target(schedule, x0, t, noise, prediction_type)
         per_sample = (pred.float() - target).pow(2).flatten(1).mean(1)

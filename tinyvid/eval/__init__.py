@@ -22,6 +22,9 @@ from tinyvid.eval.fid import (
     reference_stats,
     sample_accuracy,
 )
+from tinyvid.eval.clip_score import CLIPScorer, caption_retrieval, clip_score_from_embeddings, load_clip_scorer
+from tinyvid.eval.consistency import agreement, frame_consistency, identity_consistency
+from tinyvid.eval.precision_recall import density_coverage, precision_recall
 
 __all__ = [
     "MNISTClassifier",
@@ -39,4 +42,13 @@ __all__ = [
     "real_data_floor",
     "reference_stats",
     "sample_accuracy",
+    "CLIPScorer",
+    "caption_retrieval",
+    "clip_score_from_embeddings",
+    "load_clip_scorer",
+    "agreement",
+    "frame_consistency",
+    "identity_consistency",
+    "density_coverage",
+    "precision_recall",
 ]

@@ -22,7 +22,10 @@ def train_once(path: Path, meta_path: Path, train: Callable) -> None:
         return
     with _file_lock(path.with_name(path.name + ".lock")):
         if not path.is_file():  # another process may have trained it while we waited
-            model, meta = train()
+            import torch
+
+            with torch.enable_grad():  # the first use may come from inside a no_grad evaluation
+                model, meta = train()
             _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta, indent=2)))
             _atomic_write(path, lambda p: save_file(model.state_dict(), str(p)))
 

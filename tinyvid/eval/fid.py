@@ -182,3 +182,21 @@ def sample_accuracy(samples: ArrayLike, labels: ArrayLike, classifier: MNISTClas
     if labels.shape != predicted.shape:
         raise ValueError(f"got {len(predicted)} samples but {len(labels)} labels")
     return float((predicted == labels).float().mean())
+
+
+def crop_digit(frames: ArrayLike, size: int = 28) -> np.ndarray:
+    """uint8 (N, H, W) canvases holding one digit -> uint8 (N, size, size) windows centred on each
+    frame's centre of mass, the way MNIST centred its digits: the MNIST classifier then reads
+    single-digit frames of Moving MNIST (or of a text-to-image model) as it reads MNIST."""
+    x = np.asarray(frames)
+    if x.ndim != 3 or x.dtype != np.uint8:
+        raise ValueError(f"crop_digit expects uint8 frames (N, H, W), got {x.dtype} {x.shape}")
+    n, h, w = x.shape
+    mass = x.astype(np.float64)
+    total = mass.sum((1, 2)).clip(min=1e-9)
+    rows = (mass.sum(2) * np.arange(h)).sum(1) / total
+    cols = (mass.sum(1) * np.arange(w)).sum(1) / total
+    padded = np.pad(x, ((0, 0), (size, size), (size, size)))
+    top = np.rint(rows - size / 2 + 0.5).astype(int) + size
+    left = np.rint(cols - size / 2 + 0.5).astype(int) + size
+    return np.stack([padded[i, t : t + size, l : l + size] for i, (t, l) in enumerate(zip(top, left))])

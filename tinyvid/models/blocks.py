@@ -59,9 +59,12 @@ class Attention(nn.Module):
     """Multi-head attention on SDPA: self-attention, or cross-attention to a `context`.
 
     `key_mask` (B, S) is True on the keys that may be attended to (padding is False).
+    `qk_norm`: RMS-normalise queries and keys across heads (Wan, SD3), which keeps attention
+    logits bounded as a DiT trains. `rope` (self-attention only): RoPE angles (N, head_dim / 2)
+    of the N positions of x (`rope_3d_angles`), rotating queries and keys.
     """
 
-    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None, qk_norm: bool = False):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must divide by heads={heads}")
@@ -69,12 +72,18 @@ class Attention(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(context_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
+        self.norm_q = nn.RMSNorm(dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.norm_k = nn.RMSNorm(dim, eps=1e-6) if qk_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+                key_mask: torch.Tensor | None = None, rope: torch.Tensor | None = None) -> torch.Tensor:
+        if rope is not None and context is not None:
+            raise ValueError("rope rotates the positions of x: it applies to self-attention only")
         context = x if context is None else context
-        q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads)
-        k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
+        k, v = self.kv(context).chunk(2, dim=-1)
+        q, k, v = (rearrange(a, "b n (h d) -> b h n d", h=self.heads) for a in (self.norm_q(self.q(x)), self.norm_k(k), v))
+        if rope is not None:
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
         mask = None if key_mask is None else key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(rearrange(out, "b h n d -> b n (h d)"))
@@ -116,3 +125,38 @@ class SpatialTransformer(nn.Module):
         tokens = rearrange(self.proj_in(self.norm(x)), "b c h w -> b (h w) c")
         tokens = self.block(tokens, context=context, context_mask=context_mask)
         return x + self.proj_out(rearrange(tokens, "b (h w) c -> b c h w", h=h, w=w))
+
+
+# --- rotary position embeddings (RoPE): 1D, and 3D split over (t, h, w) as in Wan2.1 ---
+
+def rope_angles(positions: torch.Tensor, dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """Angles (N, dim / 2) by which RoPE turns the pairs of a dim-wide head at positions (N,):
+    pair i turns by position * theta^(-2i / dim), fast pairs for fine offsets, slow for coarse."""
+    if dim % 2:
+        raise ValueError(f"RoPE needs an even dimension, got {dim}")
+    freqs = theta ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
+    return (positions.double()[:, None] * freqs).float()
+
+
+def rope_3d_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """Angles (N, head_dim / 2) for (t, h, w) positions (N, 3): Wan's split of the head, 2 * (head_dim // 6)
+    dims each for h and w, the rest for t, each axis an independent 1D RoPE."""
+    hw = 2 * (head_dim // 6)
+    dims = (head_dim - 2 * hw, hw, hw)
+    if min(dims) < 2:
+        raise ValueError(f"head_dim={head_dim} is too small to split over (t, h, w)")
+    return torch.cat([rope_angles(positions[:, i], d, theta) for i, d in enumerate(dims)], dim=-1)
+
+
+def grid_positions(frames: int, height: int, width: int, device=None) -> torch.Tensor:
+    """(t, h, w) coordinates (N, 3) of a token grid, in the (f h w) order that patchify flattens to."""
+    axes = [torch.arange(n, device=device) for n in (frames, height, width)]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive pairs (x[2i], x[2i+1]) of x (..., N, D) by angles (N, D / 2): the pair is the
+    complex number x[2i] + i x[2i+1] times e^(i angle), the convention of Wan and diffusers."""
+    x1, x2 = rearrange(x.float(), "... (d two) -> two ... d", two=2)
+    cos, sin = angles.cos(), angles.sin()
+    return rearrange([x1 * cos - x2 * sin, x1 * sin + x2 * cos], "two ... d -> ... (d two)").type_as(x)

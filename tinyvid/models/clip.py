@@ -1,8 +1,12 @@
 """CLIP for video and captions: a factorised video encoder, the text encoder, symmetric InfoNCE.
 
-The video encoder embeds each frame as patches and runs spatial attention inside each frame,
-pools every frame to one vector, then runs temporal attention across frames (or, as the
-baseline, averages them): direction of motion is only visible across frames.
+The video encoder cuts the clip into tubelets (`tubelet` frames x `patch` x `patch` pixels, ViViT's
+tubelet embedding; tubelet=1 is per-frame patches) and then either
+- "joint": attends over all space-time tokens at once (ViViT model 1): a digit's identity and its
+  motion stay bound together, which two-digit captions need;
+- "attention": factorised, spatial attention inside each time step, one vector per step, then
+  temporal attention across steps (ViViT model 2, TimeSformer-like);
+- "mean": the same spatial attention, then an average over time: blind to frame order (the baseline).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch import nn
 from tinyvid.models.blocks import TransformerBlock
 from tinyvid.models.text_encoder import TextEncoder, TextEncoderConfig
 
-POOLING = ("attention", "mean")
+POOLING = ("joint", "attention", "mean")
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP caps 1 / temperature at 100
 
 
@@ -27,15 +31,21 @@ class VideoEncoderConfig:
     frames: int = 16
     size: int = 64
     patch: int = 16
+    tubelet: int = 1  # frames per token
+    # a small convolutional stem per frame before the tubelets ("early convolutions help transformers
+    # see better", Xiao et al. 2021): 4x4 pixel blocks as channels, then a 3x3 convolution; 0 = none
+    stem_channels: int = 0
     dim: int = 128
     spatial_depth: int = 2
     temporal_depth: int = 2
     heads: int = 4
-    temporal: str = "attention"  # "attention" across frames, or "mean" (no temporal modelling)
+    temporal: str = "attention"  # "joint" space-time, "attention" across time steps, or "mean" (none)
 
     def __post_init__(self):
         if self.size % self.patch:
             raise ValueError(f"size={self.size} must divide by patch={self.patch}")
+        if self.frames % self.tubelet:
+            raise ValueError(f"frames={self.frames} must divide by tubelet={self.tubelet}")
         if self.temporal not in POOLING:
             raise ValueError(f"temporal must be one of {POOLING}, got {self.temporal!r}")
 
@@ -46,11 +56,20 @@ class VideoEncoder(nn.Module):
     def __init__(self, cfg: VideoEncoderConfig):
         super().__init__()
         self.config = cfg
-        tokens = (cfg.size // cfg.patch) ** 2
-        self.patchify = nn.Conv2d(1, cfg.dim, cfg.patch, stride=cfg.patch)
-        self.space_pos = nn.Parameter(torch.randn(1, tokens, cfg.dim) * 0.02)
-        self.spatial = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(cfg.spatial_depth))
-        self.time_pos = nn.Parameter(torch.randn(1, cfg.frames, cfg.dim) * 0.02)
+        tokens, steps = (cfg.size // cfg.patch) ** 2, cfg.frames // cfg.tubelet
+        if cfg.stem_channels:
+            if cfg.patch % 4:
+                raise ValueError(f"a stem needs patch divisible by 4, got patch={cfg.patch}")
+            self.stem = nn.Sequential(nn.PixelUnshuffle(4), nn.Conv2d(16, cfg.stem_channels, 3, padding=1), nn.GELU())
+            cin, p = cfg.stem_channels, cfg.patch // 4
+        else:
+            self.stem, cin, p = None, 1, cfg.patch
+        self.patchify = nn.Conv3d(cin, cfg.dim, (cfg.tubelet, p, p), stride=(cfg.tubelet, p, p))
+        self.space_pos = nn.Parameter(torch.randn(1, 1, tokens, cfg.dim) * 0.02)
+        self.time_pos = nn.Parameter(torch.randn(1, steps, 1, cfg.dim) * 0.02)
+        joint = cfg.temporal == "joint"
+        self.spatial = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads)
+                                     for _ in range(cfg.spatial_depth + (cfg.temporal_depth if joint else 0)))
         depth = cfg.temporal_depth if cfg.temporal == "attention" else 0
         self.temporal = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(depth))
         self.norm = nn.LayerNorm(cfg.dim)
@@ -59,12 +78,20 @@ class VideoEncoder(nn.Module):
         cfg = self.config
         if video.shape[1:] != (1, cfg.frames, cfg.size, cfg.size):
             raise ValueError(f"expected videos (B, 1, {cfg.frames}, {cfg.size}, {cfg.size}), got {tuple(video.shape)}")
-        b = video.shape[0]
-        x = rearrange(self.patchify(rearrange(video, "b c t h w -> (b t) c h w")), "bt d h w -> bt (h w) d")
-        x = x + self.space_pos
+        if self.stem is not None:
+            frames = self.stem(rearrange(video, "b 1 t h w -> (b t) 1 h w"))
+            video = rearrange(frames, "(b t) c h w -> b c t h w", t=cfg.frames)
+        x = rearrange(self.patchify(video), "b d t h w -> b t (h w) d")
+        if cfg.temporal == "joint":  # every token sees every other: where a digit is and how it moves stay bound
+            x = rearrange(x + self.space_pos + self.time_pos, "b t s d -> b (t s) d")
+            for block in self.spatial:
+                x = block(x)
+            return self.norm(x.mean(1))
+        b, steps = x.shape[:2]
+        x = rearrange(x + self.space_pos, "b t s d -> (b t) s d")
         for block in self.spatial:
             x = block(x)
-        x = rearrange(x.mean(1), "(b t) d -> b t d", b=b) + self.time_pos
+        x = rearrange(x.mean(1), "(b t) d -> b t d", b=b) + self.time_pos[:, :, 0]
         for block in self.temporal:
             x = block(x)
         return self.norm(x.mean(1))
@@ -109,24 +136,32 @@ class VideoTextCLIP(nn.Module):
         return self.encode_video(video), self.encode_text(ids, mask)
 
 
-def clip_loss(video_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def clip_loss(video_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
+              positives: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE: row i of the batch is the positive pair, every other row a negative.
 
-    The temperature is exp(-logit_scale), its scale capped at 100 as in CLIP.
+    The temperature is exp(-logit_scale), its scale capped at 100 as in CLIP. `positives` (N, N) bool
+    marks every pair that is a true match (a batch often holds the same caption twice): the target
+    then spreads evenly over them instead of calling a correct match a negative.
     """
     logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * video_emb @ text_emb.t()
-    target = torch.arange(len(logits), device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    if positives is None:
+        target = torch.arange(len(logits), device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    p = positives.float()
+    return 0.5 * (F.cross_entropy(logits, p / p.sum(1, keepdim=True)) + F.cross_entropy(logits.t(), p.t() / p.t().sum(1, keepdim=True)))
 
 
-def clip_training_loss():
-    """loss_fn(model, batch) for the Trainer; batch = (videos, ids, mask). Logs the temperature."""
+def clip_training_loss(same_caption_positives: bool = True):
+    """loss_fn(model, batch) for the Trainer; batch = (videos, ids, mask). Logs the temperature.
+    Clips with identical caption tokens count as positives of each other."""
 
     def loss_fn(model, batch):
         video, ids, mask = batch
         v, t = model(video, ids, mask)
         scale = getattr(model, "module", model).logit_scale  # DDP wraps the model
-        return clip_loss(v, t, scale), {"temperature": scale.detach().clamp(max=MAX_LOGIT_SCALE).exp().reciprocal()}
+        positives = (ids[:, None] == ids[None]).all(-1) if same_caption_positives else None
+        return clip_loss(v, t, scale, positives), {"temperature": scale.detach().clamp(max=MAX_LOGIT_SCALE).exp().reciprocal()}
 
     return loss_fn
 

@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, repeat
 from torch import nn
 
 from tinyvid.models.blocks import SelfAttention2d, SpatialTransformer, TimestepMLP, zero_init
+from tinyvid.models.motion import MOTION_KINDS, motion_layer
 
 
 @dataclass
@@ -32,12 +34,19 @@ class UNetConfig:
     num_classes: int | None = None
     # text conditioning: attention levels become self- + cross-attention to `context` tokens of this width
     context_dim: int | None = None
+    # video: a temporal layer after every block ("attention": AnimateDiff motion modules, "conv": (2+1)D);
+    # the model then takes clips (B, C, F, H, W). motion_text: motion modules at the attention levels also
+    # cross-attend to the text.
+    motion: str | None = None
+    motion_text: bool = True
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         self.attention_levels = tuple(self.attention_levels)
         if any(c % self.groups for c in self.channels):
             raise ValueError(f"every channel count in {self.channels} must divide by groups={self.groups}")
+        if self.motion is not None and self.motion not in MOTION_KINDS:
+            raise ValueError(f"unknown motion {self.motion!r}: choose one of {', '.join(MOTION_KINDS)} or None")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,11 +85,17 @@ class Level(nn.Module):
              else SelfAttention2d(cout, cfg.heads, cfg.groups)) if attention else nn.Identity()
             for _ in range(n)
         )
+        if cfg.motion is not None:  # motion modules read the caption where the spatial blocks do (a third of the cost)
+            text_dim = cfg.context_dim if cfg.motion_text and attention else None
+            self.motion = nn.ModuleList(motion_layer(cfg.motion, cout, cfg.heads, text_dim, cfg.groups) for _ in range(n))
 
-    def forward(self, x, emb, context=None, context_mask=None):
-        for block, attn in zip(self.blocks, self.attn):
+    def forward(self, x, emb, context=None, context_mask=None, frames=None, clip_context=None, clip_mask=None):
+        """frames: clips were folded to (b f) c h w; the motion layers see the caption once per clip."""
+        for i, (block, attn) in enumerate(zip(self.blocks, self.attn)):
             x = block(x, emb)
             x = attn(x, context, context_mask) if self.cross else attn(x)
+            if frames is not None:
+                x = self.motion[i](x, frames, clip_context, clip_mask)
         return x
 
 
@@ -128,22 +143,35 @@ class UNet(nn.Module):
         """x (B, C, H, W), t (B,) timesteps -> predicted noise (or v), same shape as x.
 
         A text-conditioned U-Net (config.context_dim) needs `context` (B, L, context_dim) token
-        features, with `context_mask` (B, L) True on real tokens.
+        features, with `context_mask` (B, L) True on real tokens. A video U-Net (config.motion)
+        takes clips x (B, C, F, H, W): the spatial layers run on every frame, the motion layers across them.
         """
         if (self.config.context_dim is None) != (context is None):
             raise ValueError("context must be given exactly when the U-Net has context_dim "
                              f"(context_dim={self.config.context_dim}, context {'given' if context is not None else 'missing'})")
+        video = self.config.motion is not None
+        if x.ndim != (5 if video else 4):
+            raise ValueError(f"this U-Net takes {'clips (B, C, F, H, W)' if video else 'images (B, C, H, W)'}, "
+                             f"got shape {tuple(x.shape)}" + ("" if video else "; inflate it for video (tinyvid.models.motion)"))
+        frames = x.shape[2] if video else None
+        clip_context, clip_mask = context, context_mask
+        if video:  # fold frames into the batch; every frame gets its clip's timestep, label and caption
+            x = rearrange(x, "b c f h w -> (b f) c h w")
+            t, labels, context, context_mask = (None if v is None else repeat(v, "b ... -> (b f) ...", f=frames)
+                                                for v in (t, labels, context, context_mask))
         emb = self.embed(t, labels)
         h = self.stem(x)
         skips = []
+        extra = (frames, clip_context, clip_mask)
         for i, level in enumerate(self.down):
-            h = level(h, emb, context, context_mask)
+            h = level(h, emb, context, context_mask, *extra)
             skips.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)
-        h = self.mid(h, emb, context, context_mask)
+        h = self.mid(h, emb, context, context_mask, *extra)
         for j, level in enumerate(self.up):
-            h = level(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
+            h = level(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask, *extra)
             if j < len(self.upsample):
                 h = self.upsample[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.out(h)
+        out = self.out(h)
+        return rearrange(out, "(b f) c h w -> b c f h w", f=frames) if video else out

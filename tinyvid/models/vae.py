@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 
@@ -176,3 +177,19 @@ def latent_scaling_factor(latents: torch.Tensor) -> float:
     """1 / std of the latents, as Stable Diffusion computed its 0.18215: unit-variance latents
     make the diffusion schedule's noise levels mean the same thing as in pixel space."""
     return float(1.0 / latents.float().std())
+
+
+@torch.no_grad()
+def encode_frames(vae, videos: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """An image VAE applied to every frame (AnimateDiff's latent space): (N, 1, F, H, W) -> (N, C, F, h, w) means."""
+    frames = videos.shape[2]
+    z = encode_latents(vae, rearrange(videos, "n c f h w -> (n f) c h w"), batch_size)
+    return rearrange(z, "(n f) c h w -> n c f h w", f=frames)
+
+
+@torch.no_grad()
+def decode_frames(vae, latents: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """(N, C, F, h, w) latents -> (N, 1, F, H, W) clips, frame by frame."""
+    frames = latents.shape[2]
+    x = decode_latents(vae, rearrange(latents, "n c f h w -> (n f) c h w"), batch_size)
+    return rearrange(x, "(n f) c h w -> n c f h w", f=frames)

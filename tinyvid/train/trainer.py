@@ -4,15 +4,23 @@ It does the heavy lifting the notebooks should not repeat: mixed precision (bf16
 the hardware has it, fp16 with loss scaling on older GPUs, else fp32), gradient
 accumulation, clipping, warm-up + cosine learning rate, EMA, safetensors checkpoints
 that resume to the same state, a tqdm bar and a metrics log.
+
+The speed levers of notebook 09 are options, each off by default and measurable on its own:
+`compile` (torch.compile through accelerate), `activation_checkpointing` (recompute every
+block of a `blocks` ModuleList in the backward pass), `fused_adamw`, `channels_last`
+(convolution weights and image/video batches in NHWC / NDHWC) and `sdpa_backend`
+(flash, efficient, math or cudnn attention kernels via `torch.nn.attention.sdpa_kernel`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -48,6 +56,52 @@ class TrainConfig:
     checkpoint_every: int | None = None
     out_dir: str | None = None
     progress: bool = True
+    # speed levers (notebook 09): each off by default
+    compile: bool | str = False  # True: inductor; or a backend name (aot_eager, eager: tracing without code generation)
+    activation_checkpointing: bool = False
+    fused_adamw: bool = False
+    channels_last: bool = False
+    sdpa_backend: str | None = None  # flash, efficient, math or cudnn; None lets PyTorch choose
+
+    def __post_init__(self):
+        if self.sdpa_backend is not None and self.sdpa_backend not in SDPA_BACKENDS:
+            raise ValueError(f"unknown sdpa_backend {self.sdpa_backend!r}: choose one of {', '.join(SDPA_BACKENDS)} or None")
+
+
+SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH", "cudnn": "CUDNN_ATTENTION"}
+
+
+def sdpa_context(backend: str | None):
+    """The attention kernel every `F.scaled_dot_product_attention` call uses inside the block (None: PyTorch's choice)."""
+    if backend is None:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(getattr(SDPBackend, SDPA_BACKENDS[backend]))
+
+
+def checkpoint_blocks(model: nn.Module) -> int:
+    """Activation checkpointing: every element of a ModuleList named `blocks` (the DiT's transformer
+    blocks, the U-Net's ResBlocks) keeps only its inputs for the backward pass and recomputes the rest.
+    The forward is wrapped in place, so parameter names (and checkpoints) stay as they were."""
+    from torch.utils.checkpoint import checkpoint
+
+    wrapped = 0
+    for name, module in model.named_modules():
+        if name.split(".")[-1] == "blocks" and isinstance(module, nn.ModuleList):
+            for block in module:
+                block.forward = partial(checkpoint, block.forward, use_reentrant=False)
+                wrapped += 1
+    if not wrapped:
+        raise ValueError(f"activation_checkpointing found no `blocks` ModuleList in {type(model).__name__}")
+    return wrapped
+
+
+def to_channels_last(x):
+    """4-D tensors to NHWC, 5-D to NDHWC; anything else unchanged."""
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim not in (4, 5):
+        return x
+    return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
 
 
 def lr_lambda(cfg: TrainConfig, clock: Callable[[], float] | None = None) -> Callable[[int], float]:
@@ -78,16 +132,22 @@ class Trainer:
 
     def __init__(self, model: nn.Module, loss_fn: Callable, data, config: TrainConfig | None = None, **overrides):
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
         cfg = self.config = config or TrainConfig(**overrides)
         seed_everything(cfg.seed)
         device = pick_device(cfg.device)
         self.precision = pick_precision(device, cfg.precision)
+        # accelerate keeps one process-wide state: start it afresh, so that a notebook can build a bf16 or a
+        # compiled Trainer after an fp32 one (the process group, if any, is kept). The newest Trainer's
+        # precision is then the process's: train Trainers of different precisions one after the other.
+        AcceleratorState._reset_state()
         self.accelerator = Accelerator(
             mixed_precision={"fp32": "no"}.get(self.precision, self.precision),
             gradient_accumulation_steps=cfg.grad_accum,
             cpu=device.type == "cpu",
             step_scheduler_with_optimizer=False,
+            dynamo_backend=("inductor" if cfg.compile is True else cfg.compile) if cfg.compile else None,
         )
         self.loss_fn, self.data = loss_fn, data
         decay, no_decay = [], []
@@ -95,7 +155,13 @@ class Trainer:
             if p.requires_grad:
                 (decay if p.ndim >= 2 else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+        if cfg.channels_last:
+            for p in model.parameters():
+                p.data = to_channels_last(p.data)
+        if cfg.activation_checkpointing:
+            checkpoint_blocks(model)
+        # fused: one kernel updates every parameter (CPU and CUDA), instead of a loop of small ops
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, **({"fused": True} if cfg.fused_adamw else {}))
         self.seconds = 0.0  # time spent in training steps, restored on resume
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, lambda: self.seconds))
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
@@ -128,14 +194,15 @@ class Trainer:
             except StopIteration:
                 self._iter = iter(self.data)
                 batch = next(self._iter)
-        return tuple(b.to(self.device) if torch.is_tensor(b) else b for b in batch)
+        batch = tuple(b.to(self.device) if torch.is_tensor(b) else b for b in batch)
+        return tuple(map(to_channels_last, batch)) if self.config.channels_last else batch
 
     def train_step(self) -> dict:
         self.model.train()
         logs: dict = {}
         total = 0.0
         for micro in range(self.config.grad_accum):
-            with self.accelerator.accumulate(self.model), self.accelerator.autocast():
+            with self.accelerator.accumulate(self.model), self.accelerator.autocast(), sdpa_context(self.config.sdpa_backend):
                 out = self.loss_fn(self.model, self.next_batch(micro))
                 loss, extra = out if isinstance(out, tuple) else (out, {})
                 self.accelerator.backward(loss)
@@ -145,6 +212,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
             total += float(loss.detach()) / self.config.grad_accum
             logs.update({k: float(v) for k, v in extra.items()})
+        if self.accelerator.num_processes > 1:  # log the loss of the global batch, not of this process's part
+            total = float(self.accelerator.reduce(torch.tensor(total, device=self.device), "mean"))
         self.scheduler.step()
         if self.ema:
             self.ema.update(self.unwrapped)

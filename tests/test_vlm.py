@@ -1,0 +1,227 @@
+"""The video-language model: placement parity with transformers' Video-LLaVA, aggregators, decoding, stages, LoRA, files."""
+
+import pytest
+import torch
+from torch import nn
+
+from tinyvid.data.instructions import build_tokenizer, encode_examples, encode_prompts, instruction_examples
+from tinyvid.data.moving_mnist import generate
+from tinyvid.models.vision import AGGREGATORS, VisionConfig
+from tinyvid.models.vlm import (
+    VideoLLaVA,
+    VLMConfig,
+    add_lora,
+    answer,
+    count_trainable,
+    load_captioner,
+    merge_lora,
+    place_visual_tokens,
+    save_captioner,
+    set_trainable,
+    vlm_loss,
+)
+
+TINY_LM = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+def tiny_model(tok, **vision):
+    torch.manual_seed(0)
+    vision = dict(dict(frames=4, size=64, patch=16, dim=32, depth=1, heads=4, queries=6), **vision)
+    return VideoLLaVA(VLMConfig.for_tokenizer(tok, vision=vision, lm=TINY_LM))
+
+
+def videos(n=3, seed=0, frames=16):
+    return torch.rand(n, 1, frames, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_place_visual_tokens_fills_each_row_in_order():
+    embeds = torch.zeros(2, 5, 3)
+    ids = torch.tensor([[1, 9, 9, 4, 0], [1, 4, 9, 9, 4]])
+    visual = torch.arange(12.0).reshape(2, 2, 3) + 1
+    out = place_visual_tokens(embeds, ids, visual, video_token_id=9)
+    torch.testing.assert_close(out[0, 1:3], visual[0])
+    torch.testing.assert_close(out[1, 2:4], visual[1])
+    assert (out[ids != 9] == 0).all()
+    with pytest.raises(ValueError, match="placeholders"):
+        place_visual_tokens(embeds, ids, visual[:, :1], video_token_id=9)
+
+
+def test_same_logits_as_transformers_video_llava(tok):
+    """tinyvid's placement + projector + LM equal VideoLlavaForConditionalGeneration on the same pixels,
+    when tinyvid's vision encoder is swapped for the same CLIP tower (the `concat` aggregator: every
+    frame's tokens, as Video-LLaVA feeds them)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, VideoLlavaConfig, VideoLlavaForConditionalGeneration
+
+    frames, size = 3, 32
+    torch.manual_seed(0)
+    vision_cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  image_size=size, patch_size=16, num_channels=1, projection_dim=32)
+    text_cfg = LlamaConfig(vocab_size=len(tok), **TINY_LM, max_position_embeddings=128, tie_word_embeddings=False,
+                           pad_token_id=tok.pad_token_id)
+    hf = VideoLlavaForConditionalGeneration(VideoLlavaConfig(
+        vision_config=vision_cfg, text_config=text_cfg, video_token_index=tok.video_token_id,
+        image_token_index=tok.unk_token_id, vision_feature_layer=-2)).eval()
+    ours = VideoLLaVA(VLMConfig.for_tokenizer(tok, vision=dict(frames=frames, size=size, patch=16, dim=32, heads=4,
+                                                               aggregator="concat", feature_norm="none"),
+                                              lm=dict(TINY_LM, max_position_embeddings=128))).eval()
+
+    class CLIPFrames(nn.Module):  # tinyvid's (B, T, C, H, W) frames -> (B, T, N + 1, D), Video-LLaVA's feature layer
+        def forward(self, x):
+            hidden = hf.model.video_tower(x.flatten(0, 1), output_hidden_states=True).hidden_states
+            return hidden[hf.config.vision_feature_layer].unflatten(0, x.shape[:2])
+
+    ours.vision = CLIPFrames()
+    hf_proj = hf.model.multi_modal_projector
+    ours.projector.load_state_dict({"0.weight": hf_proj.linear_1.weight, "0.bias": hf_proj.linear_1.bias,
+                                    "2.weight": hf_proj.linear_2.weight, "2.bias": hf_proj.linear_2.bias})
+    ours.lm.model.load_state_dict(hf.model.language_model.state_dict())
+    ours.lm.lm_head.load_state_dict(hf.lm_head.state_dict())
+
+    video = videos(2, frames=frames)[..., :size, :size]
+    tokens_per_clip = frames * (vision_cfg.image_size // vision_cfg.patch_size) ** 2 + frames  # patches + CLS
+    ids, mask = encode_prompts(tok, ["describe the video.", "which digits are in the video?"], tokens_per_clip)
+    pixels = ours.sample_frames(video)  # (B, T, C, H, W), what tinyvid's encoder receives
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels).logits
+        actual = ours(ids, mask, video=video).logits
+    real = mask.bool()
+    torch.testing.assert_close(actual[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("aggregator", AGGREGATORS)
+def test_aggregators_give_the_configured_number_of_tokens(tok, aggregator):
+    model = tiny_model(tok, aggregator=aggregator).eval()
+    features = model.video_features(videos(2))
+    assert features.shape == (2, model.config.vision.num_tokens, 32)
+    assert model.config.vision.num_tokens == {"qformer": 6, "concat": 4 * 16}.get(aggregator, 16)
+
+
+def test_only_mean_pooling_is_blind_to_the_order_of_frames(tok):
+    video = videos(2, frames=4)  # as many frames as the model samples: it sees every frame, in order
+    for aggregator in ("mean", "temporal", "qformer"):
+        model = tiny_model(tok, aggregator=aggregator).eval()
+        forward, backward = model.video_features(video), model.video_features(video.flip(2))
+        same = torch.allclose(forward, backward, atol=1e-5)
+        assert same == (aggregator == "mean"), aggregator
+
+
+def test_bad_inputs_raise(tok):
+    model = tiny_model(tok)
+    with pytest.raises(ValueError, match="expected videos"):
+        model.video_features(torch.zeros(2, 16, 64, 64))
+    ids, mask = encode_prompts(tok, ["describe the video."], model.num_visual_tokens)
+    with pytest.raises(ValueError, match="pass video= or features="):
+        model(ids, mask)
+    with pytest.raises(ValueError, match="aggregator"):
+        VisionConfig(aggregator="max")
+    with pytest.raises(ValueError, match="patch"):
+        VisionConfig(size=64, patch=12)
+
+
+def test_greedy_with_kv_cache_equals_greedy_without(tok):
+    model = tiny_model(tok).eval()
+    clips = videos(3)
+    ids, mask = encode_prompts(tok, ["describe the video.", "how many digits are there?", "which digits are in the video?"],
+                               model.num_visual_tokens)
+    cached = model.generate(ids, mask, video=clips, max_new_tokens=8, use_cache=True)
+    uncached = model.generate(ids, mask, video=clips, max_new_tokens=8, use_cache=False)
+    assert cached.shape[1] == 8  # an untrained model does not stop early
+    torch.testing.assert_close(cached, uncached)
+
+
+def test_batched_generation_equals_one_clip_at_a_time(tok):
+    """Left padding: prompts of different lengths in one batch decode as they do alone."""
+    model = tiny_model(tok).eval()
+    clips = (videos(3) + 1).mul(127.5).to(torch.uint8).squeeze(1).numpy()
+    questions = ["describe the video.", "is any digit moving up-left?", "how many digits are there?"]
+    for beams in (1, 3):
+        batched = answer(model, tok, clips, questions, batch_size=3, num_beams=beams, max_new_tokens=6)
+        alone = [answer(model, tok, clips[i:i + 1], questions[i], num_beams=beams, max_new_tokens=6)[0] for i in range(3)]
+        assert batched == alone
+        assert len(batched) == 3 and all(isinstance(t, str) for t in batched)
+
+
+def batch_of(tok, model, n=32, kinds="caption"):
+    clips = generate(n, "train", seed=0, frames=16)
+    enc = encode_examples(tok, instruction_examples(clips, kinds=kinds), model.num_visual_tokens)
+    return torch.as_tensor(clips.videos), (enc["clip"], enc["input_ids"], enc["attention_mask"], enc["labels"])
+
+
+def test_training_lowers_the_loss(tok):
+    from tinyvid.train import TensorBatches, Trainer
+
+    model = tiny_model(tok)
+    bank, batch = batch_of(tok, model)
+    loss_fn = vlm_loss(videos=bank)
+    with torch.no_grad():
+        before = float(loss_fn(model.eval(), batch)[0])
+    Trainer(model, loss_fn, TensorBatches(*batch, batch_size=16, seed=0), steps=30, lr=3e-3, warmup=3,
+            ema_decay=None, progress=False, device="cpu").fit()
+    with torch.no_grad():
+        after = float(loss_fn(model.eval(), batch)[0])
+    assert after < 0.6 * before
+
+
+def test_stages_train_what_they_name_and_frozen_parts_stay_in_eval_mode(tok):
+    model = tiny_model(tok)
+    n_projector = sum(p.numel() for p in model.projector.parameters())
+    assert set_trainable(model, "projector") == n_projector
+    model.train()
+    assert not model.aggregator.norm.training and model.projector.training
+    bank, batch = batch_of(tok, model, n=8)
+    loss, _ = vlm_loss(videos=bank)(model, batch)
+    loss.backward()
+    assert all(p.grad is None for p in model.lm.parameters())
+    assert all(p.grad is not None for p in model.projector.parameters())
+    with pytest.raises(ValueError, match="unknown parts"):
+        set_trainable(model, ["decoder"])
+
+
+def test_lora_on_q_and_v_counts_and_merges(tok):
+    model = tiny_model(tok).eval()
+    set_trainable(model, [])
+    r = 4
+    trainable = add_lora(model, r=r, alpha=8)
+    hidden, layers = TINY_LM["hidden_size"], TINY_LM["num_hidden_layers"]
+    assert trainable == layers * 2 * r * (hidden + hidden)  # A (r x in) + B (out x r) on q_proj and v_proj
+    assert count_trainable(model) == trainable
+    # make the adapters non-trivial (B starts at zero), then merging must keep the outputs
+    for name, p in model.lm.named_parameters():
+        if "lora_B" in name:
+            nn.init.normal_(p, std=0.1)
+    clips = videos(2)
+    ids, mask = encode_prompts(tok, ["describe the video.", "how many digits are there?"], model.num_visual_tokens)
+    with torch.no_grad():
+        before = model(ids, mask, video=clips).logits
+        merge_lora(model)
+        after = model(ids, mask, video=clips).logits
+    assert type(model.lm).__name__ == "LlamaForCausalLM"
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_save_and_load_keep_the_model_and_tokenizer(tok, tmp_path):
+    model = tiny_model(tok, aggregator="temporal").eval()
+    path = save_captioner(model, tok, tmp_path / "captioner.safetensors", note="test")
+    loaded, tok2, extra = load_captioner(path)
+    assert extra == {"note": "test"}
+    assert tok2.get_vocab() == tok.get_vocab() and tok2.video_token_id == tok.video_token_id
+    clips = videos(2)
+    ids, mask = encode_prompts(tok, ["describe the video."] * 2, model.num_visual_tokens)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids, mask, video=clips).logits, model(ids, mask, video=clips).logits)
+
+
+def test_the_cpu_reference_model_fits_a_10_mb_checkpoint(tok):
+    """The cpu run's captioner is committed under book/results/ (float32, at most 10 MB)."""
+    from tinyvid.course.configs import CONFIGS
+
+    for profile in ("smoke", "cpu"):
+        cfg = CONFIGS["07_video_llava"][profile]
+        model = VideoLLaVA(VLMConfig.for_tokenizer(tok, vision=cfg["vision"], lm=cfg["lm"]))
+        megabytes = sum(p.numel() for p in model.parameters()) * 4 / 1e6
+        assert megabytes <= 10, (profile, megabytes)

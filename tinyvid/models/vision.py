@@ -1,0 +1,181 @@
+"""The video side of the course's video-language model: a per-frame ViT and three temporal aggregators.
+
+The ViT embeds every sampled frame as patch tokens and attends within the frame (no time yet),
+like the image tower Video-LLaVA runs on each of its 8 frames. An aggregator then turns the
+(B, T, N, D) frame tokens into the M visual tokens the language model reads:
+
+- `mean`: average each patch over time (Video-ChatGPT's temporal pooling): cheap, but the mean of
+  a moving digit is a streak, so *which way* it moved is lost.
+- `temporal`: attention across the T frames at each patch position (AnimateDiff's motion module,
+  TimeSformer's divided attention), then the mean over time: the order of frames now counts.
+- `qformer`: BLIP-2's Q-Former: M learned queries attend to each other and cross-attend to all
+  T x N frame tokens (with time and space positions); the number of visual tokens is M, whatever
+  the clip length.
+- `concat`: every frame's tokens, in order (T x N tokens): what Video-LLaVA itself feeds its LM;
+  too long for CPU training here, kept for the parity test with transformers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from tinyvid.models.blocks import TransformerBlock
+
+AGGREGATORS = ("mean", "temporal", "qformer", "concat")
+STEMS = ("patch", "conv")
+
+
+@dataclass
+class VisionConfig:
+    frames: int = 8  # frames sampled from each clip (uniformly, `tinyvid.data.frame_sampling`)
+    size: int = 64
+    patch: int = 16
+    stem: str = "conv"  # "patch": one strided conv (plain ViT); "conv": two stride-2 3x3 convs first
+    dim: int = 96
+    depth: int = 2  # spatial (per-frame) transformer blocks
+    heads: int = 4
+    aggregator: str = "qformer"
+    aggregator_depth: int = 1  # temporal / Q-Former blocks
+    queries: int = 16  # Q-Former only
+    feature_norm: str = "batch"  # "batch": standardise the visual tokens over the batch; "none"
+
+    def __post_init__(self):
+        if self.size % self.patch:
+            raise ValueError(f"size={self.size} must divide by patch={self.patch}")
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+        if self.stem == "conv" and self.patch % 4:
+            raise ValueError(f"the conv stem downsamples by 4 first: patch={self.patch} must divide by 4")
+        if self.feature_norm not in ("batch", "none"):
+            raise ValueError(f"feature_norm must be 'batch' or 'none', got {self.feature_norm!r}")
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
+
+    @property
+    def patches(self) -> int:
+        return (self.size // self.patch) ** 2
+
+    @property
+    def num_tokens(self) -> int:
+        """Visual tokens per clip that the aggregator emits."""
+        return {"qformer": self.queries, "concat": self.frames * self.patches}.get(self.aggregator, self.patches)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def patch_embedding(cfg: VisionConfig) -> nn.Module:
+    """Frames (B, 1, H, W) -> (B, D, H/p, W/p). A few convolutions before the patches make a small
+    ViT learn much faster from scratch (Xiao et al., 2021, "Early convolutions help transformers see better")."""
+    if cfg.stem == "patch":
+        return nn.Conv2d(1, cfg.dim, cfg.patch, stride=cfg.patch)
+    return nn.Sequential(nn.Conv2d(1, cfg.dim // 4, 3, stride=2, padding=1), nn.GELU(),
+                         nn.Conv2d(cfg.dim // 4, cfg.dim // 2, 3, stride=2, padding=1), nn.GELU(),
+                         nn.Conv2d(cfg.dim // 2, cfg.dim, cfg.patch // 4, stride=cfg.patch // 4))
+
+
+class FrameViT(nn.Module):
+    """Frames (B, T, 1, H, W) in [-1, 1] -> patch tokens (B, T, N, D); frames never see each other."""
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        self.config = cfg
+        self.patchify = patch_embedding(cfg)
+        self.pos = nn.Parameter(torch.randn(1, cfg.patches, cfg.dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b = frames.shape[0]
+        x = rearrange(self.patchify(rearrange(frames, "b t c h w -> (b t) c h w")), "bt d h w -> bt (h w) d")
+        x = x + self.pos
+        for block in self.blocks:
+            x = block(x)
+        return rearrange(self.norm(x), "(b t) n d -> b t n d", b=b)
+
+
+def mean_pool(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, T, N, D) -> (B, N, D): each patch position averaged over time."""
+    return tokens.mean(1)
+
+
+class MeanPool(nn.Module):
+    def __init__(self, cfg: VisionConfig | None = None):
+        super().__init__()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return mean_pool(tokens)
+
+
+class Concat(nn.Module):
+    def __init__(self, cfg: VisionConfig | None = None):
+        super().__init__()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return rearrange(tokens, "b t n d -> b (t n) d")
+
+
+class TemporalAttention(nn.Module):
+    """Attention across frames at each patch position, then the mean over time: (B, T, N, D) -> (B, N, D)."""
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        self.time_pos = nn.Parameter(torch.randn(1, cfg.frames, cfg.dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(cfg.aggregator_depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        n = tokens.shape[2]
+        x = rearrange(tokens, "b t n d -> (b n) t d") + self.time_pos
+        for block in self.blocks:
+            x = block(x)
+        return rearrange(self.norm(x).mean(1), "(b n) d -> b n d", n=n)
+
+
+class QFormer(nn.Module):
+    """BLIP-2's querying transformer: M learned queries read all frame tokens (B, T, N, D) -> (B, M, D).
+
+    Each layer is a TransformerBlock with cross-attention: the queries attend to each other, then
+    to the frame tokens, then an MLP (BLIP-2's Q-Former layer, without its text branch)."""
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(1, cfg.queries, cfg.dim) * 0.02)
+        self.time_pos = nn.Parameter(torch.randn(1, cfg.frames, 1, cfg.dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads, context_dim=cfg.dim)
+                                    for _ in range(cfg.aggregator_depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        # frames carry space positions from the ViT; time positions make the order of frames visible
+        context = rearrange(tokens + self.time_pos, "b t n d -> b (t n) d")
+        q = repeat(self.queries, "1 m d -> b m d", b=tokens.shape[0])
+        for block in self.blocks:
+            q = block(q, context=context)
+        return self.norm(q)
+
+
+class Aggregator(nn.Module):
+    """Frame tokens (B, T, N, D) -> visual tokens (B, M, D): the chosen pooling, then BatchNorm.
+
+    Why BatchNorm: a ViT trained from scratch starts with features that barely differ between
+    clips (the black background dominates every token), and an LM reading near-constant visual
+    tokens learns to ignore them before the encoder learns anything. Standardising each feature
+    over the batch leaves only what differs between clips, so captioning learns from the first
+    steps (without it, this course's models sat at the text-only loss). A pretrained encoder (CLIP
+    in LLaVA, LanguageBind in Video-LLaVA) does not need it: `feature_norm="none"`.
+    """
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        pools = {"mean": MeanPool, "temporal": TemporalAttention, "qformer": QFormer, "concat": Concat}
+        self.pool = pools[cfg.aggregator](cfg)
+        self.norm = nn.BatchNorm1d(cfg.dim) if cfg.feature_norm == "batch" else nn.Identity()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.pool(tokens)
+        return rearrange(self.norm(rearrange(x, "b m d -> b d m")), "b d m -> b m d")
