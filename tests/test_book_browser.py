@@ -34,20 +34,30 @@ PAGE_TIMEOUT_S = 120
 # runs in the page once it has loaded: waits for MathJax's first typeset and for every image
 COLLECT = """
 const done = arguments[arguments.length - 1];
-const images = Array.from(document.images);
-images.forEach(img => { img.loading = "eager"; });
+// a page of several MB (notebooks with inline GIFs) may still be parsing when the driver hands over:
+// wait for readyState "complete", then for MathJax, then decode every image, and read document.images
+// again until no new image has appeared (the CI once saw 2 of a page's 3 GIFs)
+const poll = (ok, limit_ms) => new Promise(resolve => {
+  const t0 = Date.now();
+  (function tick() { (ok() || Date.now() - t0 > limit_ms) ? resolve() : setTimeout(tick, 100); })();
+});
+const decodeAll = async () => {
+  let seen = -1;
+  while (seen !== document.images.length) {
+    seen = document.images.length;
+    const images = Array.from(document.images);
+    images.forEach(img => { img.loading = "eager"; });
+    await Promise.all(images.map(img => img.decode().catch(() => null)));
+  }
+  return Array.from(document.images);
+};
 // MathJax is loaded with defer/async: on a busy machine its script may not have run yet when the page
 // reports load, so wait (up to 40 s) for MathJax.startup.promise on pages that include it
-const started = new Promise(resolve => {
-  const t0 = Date.now();
-  (function poll() {
-    const ready = window.MathJax && MathJax.startup && MathJax.startup.promise;
-    if (ready || !document.querySelector("script[src*='tex-mml-chtml']") || Date.now() - t0 > 40000) resolve();
-    else setTimeout(poll, 100);
-  })();
-});
-const typeset = started.then(() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null);
-Promise.all([typeset.catch(e => String(e)), ...images.map(img => img.decode().catch(() => null))]).then(() => {
+const typeset = poll(() => document.readyState === "complete", 40000)
+  .then(() => poll(() => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+                         || !document.querySelector("script[src*='tex-mml-chtml']"), 40000))
+  .then(() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null);
+typeset.catch(e => String(e)).then(decodeAll).then(images => {
   const math = Array.from(document.querySelectorAll(".math"));
   done({
     mathjax_version: (window.MathJax && MathJax.version) || null,
