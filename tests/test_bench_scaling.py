@@ -120,6 +120,26 @@ def test_levers_report_speed_memory_and_unavailable_kernels():
         assert rows["SDPA memory-efficient"]["available"] is False and "error" in rows["SDPA memory-efficient"]
 
 
+def test_lever_speedups_are_taken_against_the_baselines_beside_them(monkeypatch):
+    # a CPU that slows down by 10% at every measurement, and a lever that is truly 1.5x the baseline:
+    # against the first baseline alone it would read about 1.2x; against its neighbours it reads 1.5x
+    calls = []
+
+    def drifting_row(make, loss_fn, batch, options, *args):
+        calls.append(options)
+        speed = 100 * 0.9 ** (len(calls) - 1) * (1.5 if options.get("precision") == "bf16" else 1.0)
+        return {"available": True, "samples_per_s": speed}
+
+    monkeypatch.setattr(bs, "_lever_row", drifting_row)
+    out = bs.bench_levers("tiny", latent_shape=(4, 2, 8, 8), batch=2, compile=False,
+                          levers=("fp32 eager (baseline)", "bf16 autocast"))
+    row = out["levers"]["bf16 autocast"]
+    assert calls == [{}, {}, {"precision": "bf16"}, {}]
+    assert row["baseline_samples_per_s"] == pytest.approx((90 + 72.9) / 2, rel=1e-3)
+    assert row["speedup"] == pytest.approx(1.5 * 81 / ((90 + 72.9) / 2), rel=1e-3)
+    assert abs(row["speedup"] - 1.5) < 0.02 and out["best_bf16_compile_speedup"] == row["speedup"]
+
+
 def test_loader_bench_counts_every_clip():
     out = bs.bench_loader(clips=4, batch=2, settings=((0, False), (1, True)))
     assert all(r["clips_per_s"] > 0 for r in out["settings"].values())

@@ -392,11 +392,27 @@ def _lever_row(make: Callable[[], nn.Module], loss_fn: Callable, batch: tuple, o
     return row
 
 
+def _paired_speedup(measure: Callable[[dict, bool], dict], options: dict) -> dict:
+    """The lever's row with its speed-up over fp32 eager baselines timed right before and right after it.
+
+    A shared or burstable CPU changes speed over minutes (a first measurement can run 1.5x faster than
+    one taken after minutes of load): a ratio against a baseline timed once, at the start, measures that
+    drift more than the lever. Each lever is therefore compared with its own neighbours."""
+    before = measure({}, False)
+    row = measure(options, True)
+    after = measure({}, False)
+    if row.get("available") and before.get("available") and after.get("available"):
+        base = (before["samples_per_s"] + after["samples_per_s"]) / 2
+        row["baseline_samples_per_s"] = round(base, 3)
+        row["speedup"] = round(row["samples_per_s"] / base, 3)
+    return row
+
+
 def bench_levers(dit=None, latent_shape=(4, 2, 8, 8), batch: int = 2, unet: dict | None = None, unet_batch: int = 8,
                  steps: int = 2, warmup: int = 2, compile: bool = True, memory: bool = True, device: str = "auto",
                  context_dim: int = 32, seed: int = 0, levers: tuple[str, ...] | None = None) -> dict:
     """Training samples/s (and peak memory) of the DiT with each lever on alone (and bf16 + compile),
-    and of the U-Net with channels-last; speed-up against fp32 eager. One lever at a time."""
+    and of the U-Net with channels-last; speed-up against fp32 eager timed just before and after each lever."""
     from tinyvid.course.device import cpu_has_native_bf16, pick_device
     from tinyvid.diffusion import Schedule, diffusion_loss
     from tinyvid.diffusion.flow import flow_matching_loss
@@ -405,23 +421,24 @@ def bench_levers(dit=None, latent_shape=(4, 2, 8, 8), batch: int = 2, unet: dict
     dev = pick_device(device)
     data = dit_batch(batch, latent_shape, context_dim=context_dim, device=dev, seed=seed)
     make = dit_models(dit or "tiny", latent_shape[0], context_dim)["tinyvid"]
+    measure_dit = lambda options, mem: _lever_row(make, flow_matching_loss(), data, options, steps, warmup,  # noqa: E731
+                                                  memory and mem, seed, dev)
     rows = {}
     for name, options in LEVERS.items():
         if levers is not None and name not in levers:
             continue
         if options.get("compile") and not compile:
             rows[name] = {"available": False, "error": "skipped: compiling takes minutes on this profile's CPU"}
-            continue
-        rows[name] = _lever_row(make, flow_matching_loss(), data, options, steps, warmup, memory, seed, dev)
+        elif not options:  # the baseline itself
+            rows[name] = {**measure_dit(options, True), "speedup": 1.0}
+        else:
+            rows[name] = _paired_speedup(measure_dit, options)
     if unet is not None:
         images = (torch.randn(unet_batch, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).to(dev),)
+        measure_unet = lambda options, mem: _lever_row(lambda: UNet(UNetConfig(**unet)), diffusion_loss(Schedule("linear")),  # noqa: E731
+                                                       images, options, steps, warmup, memory and mem, seed, dev)
         for name, options in UNET_LEVERS.items():
-            rows[name] = _lever_row(lambda: UNet(UNetConfig(**unet)), diffusion_loss(Schedule("linear")), images, options,
-                                    steps, warmup, memory, seed, dev)
-    for name, row in rows.items():
-        base = rows["U-Net fp32 (baseline)" if name.startswith("U-Net") else "fp32 eager (baseline)"]
-        if row.get("available") and base.get("available"):
-            row["speedup"] = round(row["samples_per_s"] / base["samples_per_s"], 3)
+            rows[name] = {**measure_unet(options, True), "speedup": 1.0} if not options else _paired_speedup(measure_unet, options)
     speedups = [rows[n].get("speedup", 0) for n in ("bf16 autocast", "torch.compile", "bf16 + compile") if n in rows]
     return {"bench": "levers", "machine": machine(), "device": str(dev), "native_bf16": dev.type == "cuda" or cpu_has_native_bf16(),
             "dit": dit, "latent_shape": list(latent_shape), "batch": batch, "levers": rows,
