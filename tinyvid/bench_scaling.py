@@ -565,7 +565,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
 
     def run_levers(a):
         s = _settings(a.profile)
-        show(bench_levers(s.lever_dit, s.bench_latent, s.bench_batch, s.unet, s.unet_batch, s.bench_steps,
+        show(bench_levers(s.lever_dit, s.bench_latent, s.bench_batch, s.unet, s.unet_batch, s.lever_steps,
                           compile=s.compile_levers and not a.no_compile, memory=not a.no_memory, device=a.device))
     lv.set_defaults(func=run_levers)
 
