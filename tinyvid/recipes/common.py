@@ -15,17 +15,16 @@ import ast
 import contextlib
 import json
 import os
-import random
 import sys
 import warnings
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from tinyvid.train import TensorBatches, TrainConfig, Trainer
+from tinyvid.train.trainer import rng_state, set_rng_state
 
 Draws = Callable[[tuple, torch.Generator], tuple]
 
@@ -126,7 +125,7 @@ def save_sharded(trainer: Trainer, path: str | Path) -> Path:
         torch.save({"scheduler": trainer.scheduler.state_dict(), "ema": trainer.ema.state_dict() if trainer.ema else None,
                     "step": trainer.step, "seconds": trainer.seconds, "history": trainer.history,
                     "world_size": trainer.accelerator.num_processes,
-                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}},
+                    "rng": rng_state()},
                    path / "trainer_state.pt")
     trainer.accelerator.wait_for_everyone()
     return path
@@ -143,9 +142,7 @@ def load_sharded(trainer: Trainer, path: str | Path) -> Trainer:
         trainer.ema.load_state_dict(rest["ema"])
     trainer.scheduler.load_state_dict(rest["scheduler"])
     trainer.step, trainer.seconds, trainer.history = rest["step"], rest["seconds"], rest["history"]
-    torch.set_rng_state(rest["rng"]["torch"])
-    np.random.set_state(rest["rng"]["numpy"])
-    random.setstate(rest["rng"]["python"])
+    set_rng_state(rest["rng"])
     return trainer
 
 

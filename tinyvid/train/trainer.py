@@ -124,6 +124,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def rng_state() -> dict:
+    """The torch, numpy and python generators' states, as a checkpoint stores them."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state()` returned."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
 class Trainer:
     """Train `model` by minimising `loss_fn(model, batch) -> loss` (or (loss, dict of logs)).
 
@@ -271,7 +283,7 @@ class Trainer:
                 "step": self.step,
                 "seconds": self.seconds,
                 "history": self.history,
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+                "rng": rng_state(),
             },
             path / "trainer_state.pt",
         )
@@ -290,9 +302,7 @@ class Trainer:
             self.ema.model.load_state_dict(load_file(path / "ema.safetensors"))
             self.ema.load_state_dict(state["ema"])
         self.step, self.seconds, self.history = state["step"], state["seconds"], state["history"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        set_rng_state(state["rng"])
         return self
 
 
