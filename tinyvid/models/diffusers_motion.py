@@ -54,16 +54,8 @@ class DiffusersImageUNet(nn.Module):
         return self.unet(x, t, encoder_hidden_states=context).sample
 
 
-class DiffusersMotionUNet(nn.Module):
-    """UNetMotionModel behind tinyvid's video denoiser call (clips (B, C, F, H, W))."""
-
-    def __init__(self, motion_unet):
-        super().__init__()
-        self.unet = motion_unet
-
-    @property
-    def config(self):
-        return self.unet.config
+class DiffusersMotionUNet(DiffusersImageUNet):
+    """UNetMotionModel behind tinyvid's video denoiser call (clips (B, C, F, H, W)); `.unet` and `.config` as above."""
 
     def forward(self, x, t, context=None, context_mask=None):
         # diffusers' AnimateDiff pipeline repeats the prompt embeddings once per frame

@@ -25,7 +25,8 @@ import time
 
 import numpy as np
 
-from tinyvid.serve.jobs import TERMINAL, DynamicBatcher, Job, Outcome, VideoRequest, new_job_id, percentiles, run_generation
+from tinyvid.serve.jobs import (TERMINAL, DynamicBatcher, Job, Outcome, StoreBackedQueue, VideoRequest, new_job_id,
+                                percentiles, run_generation)
 
 REDIS_ENV = "TINYVID_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -170,7 +171,7 @@ class RedisJobStore:
         return [int(x) for x in self.redis.lrange(self._key("batch_sizes"), 0, -1)]
 
 
-class CeleryQueue:
+class CeleryQueue(StoreBackedQueue):
     """The API side of production mode: records jobs in Redis and sends one Celery task per job,
     with the job id as the task id."""
 
@@ -181,17 +182,8 @@ class CeleryQueue:
         self.celery = celery or make_celery(self.url)
         self.store = store or RedisJobStore(self.url)
 
-    def submit(self, request: VideoRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
-        job, created = self.store.create(request, idempotency_key)
-        if created:
-            self.celery.send_task(TASK, args=[job.id], task_id=job.id)
-        return job, created
-
-    def get(self, job_id: str) -> Job | None:
-        return self.store.get(job_id)
-
-    def result(self, job_id: str) -> np.ndarray | None:
-        return self.store.result(job_id)
+    def _dispatch(self, job: Job) -> None:
+        self.celery.send_task(TASK, args=[job.id], task_id=job.id)
 
     def metrics(self) -> dict:
         counts = self.store.counts()

@@ -270,7 +270,29 @@ class JobQueue(Protocol):
     def close(self) -> None: ...
 
 
-class InProcessQueue:
+class StoreBackedQueue:
+    """What both queues share: jobs recorded in `self.store` (create with idempotency, get, result);
+    a subclass says how a newly created job is dispatched to a worker."""
+
+    store: JobStore  # or celery_app.RedisJobStore: create / get / result / finish alike
+
+    def submit(self, request: VideoRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        job, created = self.store.create(request, idempotency_key)
+        if created:
+            self._dispatch(job)
+        return job, created
+
+    def _dispatch(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def get(self, job_id: str) -> Job | None:
+        return self.store.get(job_id)
+
+    def result(self, job_id: str) -> np.ndarray | None:
+        return self.store.result(job_id)
+
+
+class InProcessQueue(StoreBackedQueue):
     """The embedded default: a JobStore and a DynamicBatcher in this process."""
 
     name = "embedded"
@@ -283,17 +305,8 @@ class InProcessQueue:
                                       max_batch, max_wait_s,
                                       on_start=lambda jobs: self.store.mark_running([j.id for j in jobs], len(jobs)))
 
-    def submit(self, request: VideoRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
-        job, created = self.store.create(request, idempotency_key)
-        if created:
-            self.batcher.submit(job).add_done_callback(lambda f, job_id=job.id: self.store.finish(job_id, f.result()))
-        return job, created
-
-    def get(self, job_id: str) -> Job | None:
-        return self.store.get(job_id)
-
-    def result(self, job_id: str) -> np.ndarray | None:
-        return self.store.result(job_id)
+    def _dispatch(self, job: Job) -> None:
+        self.batcher.submit(job).add_done_callback(lambda f, job_id=job.id: self.store.finish(job_id, f.result()))
 
     def metrics(self) -> dict:
         sizes = list(self.batcher.batch_sizes)
