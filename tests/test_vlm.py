@@ -225,3 +225,59 @@ def test_the_cpu_reference_model_fits_a_10_mb_checkpoint(tok):
         model = VideoLLaVA(VLMConfig.for_tokenizer(tok, vision=cfg["vision"], lm=cfg["lm"]))
         megabytes = sum(p.numel() for p in model.parameters()) * 4 / 1e6
         assert megabytes <= 10, (profile, megabytes)
+
+
+def test_motion_input_is_the_frame_and_its_change_to_the_next_frame(tok):
+    model = tiny_model(tok, motion=True)
+    clip = videos(2)
+    frames = model.sample_frames(clip)  # (B, T', 2, H, W)
+    assert frames.shape == (2, 4, 2, 64, 64)
+    idx = [2, 6, 10, 14]  # the uniform sampler's frames of 16
+    assert torch.equal(frames[:, :, 0], clip[:, 0, idx] + 1)
+    assert torch.allclose(frames[:, :, 1], clip[:, 0, [i + 1 for i in idx]] - clip[:, 0, idx])
+    assert model.video_features(clip).shape == (2, model.num_visual_tokens, 32)
+
+
+def test_detection_targets_mark_each_digit_centre_at_each_sampled_frame():
+    from tinyvid.data.moving_mnist import DIRECTION_STEPS, NO_DIGIT
+    from tinyvid.models.vision import NO_DIGIT_CLASS, frame_detection_targets
+
+    clips = generate(40, "train", seed=3)
+    cfg = VisionConfig(frames=4, patch=16)
+    digit, direction = frame_detection_targets(clips, cfg)
+    assert digit.shape == direction.shape == (40, 4, 16)
+    for i in range(40):
+        for slot in range(2):
+            d, k = clips.digits[i, slot], clips.directions[i, slot]
+            if d == NO_DIGIT:
+                continue
+            for j, t in enumerate([2, 6, 10, 14]):
+                r, c = (clips.centers[i, slot] + DIRECTION_STEPS[k] * 2 * t) // 16
+                cell = int(r) * 4 + int(c)
+                # the other digit may be centred in the same patch and be the one marked there
+                assert digit[i, j, cell] in (d, clips.digits[i, 1 - slot])
+                assert direction[i, j, cell] in (k, clips.directions[i, 1 - slot])
+    # empty patches: no digit, direction ignored; a clip has at most 2 marked patches per frame
+    assert ((digit == NO_DIGIT_CLASS) == (direction == -100)).all()
+    assert ((digit != NO_DIGIT_CLASS).sum(-1) <= 2).all() and ((digit != NO_DIGIT_CLASS).sum(-1) >= 1).all()
+
+
+def test_detection_loss_trains_the_encoder_head(tok):
+    from tinyvid.models.vision import frame_detection_targets
+    from tinyvid.train import TensorBatches, Trainer
+
+    model = tiny_model(tok, motion=True, detection=True)
+    bank, batch = batch_of(tok, model)
+    targets = frame_detection_targets(generate(32, "train", seed=0, frames=16), model.config.vision)
+    loss_fn = vlm_loss(videos=bank, detection=targets)
+    with torch.no_grad():
+        before = loss_fn(model.eval(), batch)[1]["detection_loss"]
+    Trainer(model, loss_fn, TensorBatches(*batch, batch_size=16, seed=0), steps=30, lr=3e-3, warmup=3,
+            ema_decay=None, progress=False, device="cpu").fit()
+    with torch.no_grad():
+        after = loss_fn(model.eval(), batch)[1]["detection_loss"]
+    assert after < 0.7 * before
+    with pytest.raises(ValueError, match="give videos"):
+        vlm_loss(features=torch.zeros(1, 6, 32), detection=targets)
+    with pytest.raises(ValueError, match="no detection head"):
+        tiny_model(tok).vision.detect(torch.zeros(1, 4, 16, 32))

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from einops import rearrange, repeat
 from torch import nn
 
 from tinyvid.models.blocks import TransformerBlock
 
+NO_DIGIT_CLASS = 10  # the detection head's class for "no digit centred in this patch"
+NUM_DIRECTIONS = 8
 AGGREGATORS = ("mean", "temporal", "qformer", "concat")
 STEMS = ("patch", "conv")
 
@@ -42,6 +45,8 @@ class VisionConfig:
     aggregator_depth: int = 1  # temporal / Q-Former blocks
     queries: int = 16  # Q-Former only
     feature_norm: str = "batch"  # "batch": standardise the visual tokens over the batch; "none"
+    motion: bool = False  # a second input channel per frame: the next frame minus this one (two-stream)
+    detection: bool = False  # a per-token head for the auxiliary detection loss (`frame_detection_targets`)
 
     def __post_init__(self):
         if self.size % self.patch:
@@ -54,6 +59,15 @@ class VisionConfig:
             raise ValueError(f"feature_norm must be 'batch' or 'none', got {self.feature_norm!r}")
         if self.aggregator not in AGGREGATORS:
             raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
+
+    @property
+    def in_channels(self) -> int:
+        return 2 if self.motion else 1
+
+    @property
+    def grid(self) -> int:
+        """Patches per side of a frame."""
+        return self.size // self.patch
 
     @property
     def patches(self) -> int:
@@ -72,8 +86,8 @@ def patch_embedding(cfg: VisionConfig) -> nn.Module:
     """Frames (B, 1, H, W) -> (B, D, H/p, W/p). A few convolutions before the patches make a small
     ViT learn much faster from scratch (Xiao et al., 2021, "Early convolutions help transformers see better")."""
     if cfg.stem == "patch":
-        return nn.Conv2d(1, cfg.dim, cfg.patch, stride=cfg.patch)
-    return nn.Sequential(nn.Conv2d(1, cfg.dim // 4, 3, stride=2, padding=1), nn.GELU(),
+        return nn.Conv2d(cfg.in_channels, cfg.dim, cfg.patch, stride=cfg.patch)
+    return nn.Sequential(nn.Conv2d(cfg.in_channels, cfg.dim // 4, 3, stride=2, padding=1), nn.GELU(),
                          nn.Conv2d(cfg.dim // 4, cfg.dim // 2, 3, stride=2, padding=1), nn.GELU(),
                          nn.Conv2d(cfg.dim // 2, cfg.dim, cfg.patch // 4, stride=cfg.patch // 4))
 
@@ -88,6 +102,15 @@ class FrameViT(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, cfg.patches, cfg.dim) * 0.02)
         self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
+        # per token: which digit is centred in this patch (10 = none) and, with motion input, which way it moves
+        self.detector = nn.Linear(cfg.dim, NO_DIGIT_CLASS + 1 + NUM_DIRECTIONS) if cfg.detection else None
+
+    def detect(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame tokens (B, T, N, D) -> digit logits (B, T, N, 11) and direction logits (B, T, N, 8)."""
+        if self.detector is None:
+            raise ValueError("this encoder has no detection head: build it with VisionConfig(detection=True)")
+        out = self.detector(tokens)
+        return out[..., : NO_DIGIT_CLASS + 1], out[..., NO_DIGIT_CLASS + 1 :]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b = frames.shape[0]
@@ -96,6 +119,42 @@ class FrameViT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return rearrange(self.norm(x), "(b t) n d -> b t n d", b=b)
+
+
+def frame_detection_targets(clips, cfg: VisionConfig, frames: int = 16, speed: int | None = None):
+    """Targets of the detection head from a Clips' labels: digit (N, T', N_p) long, NO_DIGIT_CLASS where no
+    digit's centre lies in the patch at that sampled frame, and direction (N, T', N_p) long, -100 (ignored
+    by cross-entropy) there. Digit and direction are separate classes, so held-out (digit, direction)
+    pairs need no example: only their parts do."""
+    from tinyvid.data.frame_sampling import sample_indices
+    from tinyvid.data.moving_mnist import DIRECTION_STEPS, NO_DIGIT, SPEED
+
+    speed = SPEED if speed is None else speed
+    times = sample_indices(frames, cfg.frames, "uniform").numpy()
+    n, g = len(clips.digits), cfg.grid
+    digit = np.full((n, cfg.frames, g * g), NO_DIGIT_CLASS, dtype=np.int64)
+    direction = np.full((n, cfg.frames, g * g), -100, dtype=np.int64)
+    for slot in range(clips.digits.shape[1]):
+        rows = np.flatnonzero(clips.digits[:, slot] != NO_DIGIT)
+        steps = DIRECTION_STEPS[clips.directions[rows, slot]]  # (n, 2) rows, cols per frame
+        for j, t in enumerate(times):
+            cell = np.clip((clips.centers[rows, slot] + steps * speed * t) // cfg.patch, 0, g - 1).astype(np.int64)
+            index = cell[:, 0] * g + cell[:, 1]
+            digit[rows, j, index] = clips.digits[rows, slot]
+            direction[rows, j, index] = clips.directions[rows, slot]
+    return torch.from_numpy(digit), torch.from_numpy(direction)
+
+
+def detection_loss(digit_logits, direction_logits, digit, direction, background_weight: float = 0.3):
+    """Cross-entropy of the detection head: every patch says its digit (the many empty patches weigh
+    `background_weight`), and the patches with a digit say its direction."""
+    import torch.nn.functional as F
+
+    weight = torch.ones(NO_DIGIT_CLASS + 1, device=digit_logits.device)
+    weight[NO_DIGIT_CLASS] = background_weight
+    digit_loss = F.cross_entropy(digit_logits.flatten(0, -2).float(), digit.flatten(), weight=weight)
+    direction_loss = F.cross_entropy(direction_logits.flatten(0, -2).float(), direction.flatten(), ignore_index=-100)
+    return digit_loss + direction_loss
 
 
 def mean_pool(tokens: torch.Tensor) -> torch.Tensor:
