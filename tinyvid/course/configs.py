@@ -236,7 +236,7 @@ CONFIGS: dict[str, dict[str, dict]] = {
     },
     "07_video_llava": {
         # steps are upper bounds: the *_minutes budgets stop each phase on the cpu/gpu profiles.
-        # motion + detection (cpu, 5 min on one core): direction slots 63% (8-31% without), digits 13-20%
+        # motion + detection (cpu, 5 min on one core): direction slots 63% (8-32% without), digits 13-20%
         "smoke": dict(n_train=64, n_test=40, vision=dict(frames=4, patch=16, dim=32, depth=1, heads=4, aggregator="qformer", motion=True, detection=True,
                                                          aggregator_depth=1, queries=8),
                       lm=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,

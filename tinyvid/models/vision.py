@@ -21,13 +21,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from tinyvid.data.frame_sampling import sample_indices
+from tinyvid.data.moving_mnist import DIRECTION_STEPS, NO_DIGIT, SPEED
 from tinyvid.models.blocks import TransformerBlock
 
-NO_DIGIT_CLASS = 10  # the detection head's class for "no digit centred in this patch"
-NUM_DIRECTIONS = 8
+NO_DIGIT_CLASS = 10  # the detection head's class for "no digit centred in this patch" (digits are 0-9)
+NUM_DIRECTIONS = len(DIRECTION_STEPS)
 AGGREGATORS = ("mean", "temporal", "qformer", "concat")
 STEMS = ("patch", "conv")
 
@@ -71,7 +74,7 @@ class VisionConfig:
 
     @property
     def patches(self) -> int:
-        return (self.size // self.patch) ** 2
+        return self.grid ** 2
 
     @property
     def num_tokens(self) -> int:
@@ -126,9 +129,6 @@ def frame_detection_targets(clips, cfg: VisionConfig, frames: int = 16, speed: i
     digit's centre lies in the patch at that sampled frame, and direction (N, T', N_p) long, -100 (ignored
     by cross-entropy) there. Digit and direction are separate classes, so held-out (digit, direction)
     pairs need no example: only their parts do."""
-    from tinyvid.data.frame_sampling import sample_indices
-    from tinyvid.data.moving_mnist import DIRECTION_STEPS, NO_DIGIT, SPEED
-
     speed = SPEED if speed is None else speed
     times = sample_indices(frames, cfg.frames, "uniform").numpy()
     n, g = len(clips.digits), cfg.grid
@@ -148,8 +148,6 @@ def frame_detection_targets(clips, cfg: VisionConfig, frames: int = 16, speed: i
 def detection_loss(digit_logits, direction_logits, digit, direction, background_weight: float = 0.3):
     """Cross-entropy of the detection head: every patch says its digit (the many empty patches weigh
     `background_weight`), and the patches with a digit say its direction."""
-    import torch.nn.functional as F
-
     weight = torch.ones(NO_DIGIT_CLASS + 1, device=digit_logits.device)
     weight[NO_DIGIT_CLASS] = background_weight
     digit_loss = F.cross_entropy(digit_logits.flatten(0, -2).float(), digit.flatten(), weight=weight)

@@ -117,9 +117,13 @@ class VideoLLaVA(nn.Module):
             frames = torch.cat([frames, after - frames], dim=1)
         return rearrange(frames, "b c t h w -> b t c h w")
 
+    def frame_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, H, W) -> the ViT's tokens of each sampled frame (B, T', N, D_vision)."""
+        return self.vision(self.sample_frames(video))
+
     def video_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, H, W) -> aggregated visual features (B, M, D_vision), before the projector."""
-        return self.aggregator(self.vision(self.sample_frames(video)))
+        return self.aggregator(self.frame_tokens(video))
 
     def embed(self, input_ids: torch.Tensor, video: torch.Tensor | None = None,
               features: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,19 +208,20 @@ def vlm_loss(videos: torch.Tensor | None = None, features: torch.Tensor | None =
 
     def loss_fn(model, batch):
         clip, ids, mask, labels = batch
+        rows = clip.cpu()
         kwargs, logs, extra = {}, {}, 0.0
         if videos is not None:
-            video = to_model_layout(videos[clip.cpu()]).to(ids.device)
+            video = to_model_layout(videos[rows]).to(ids.device)
             if detection is None:
                 kwargs["video"] = video
-            else:
-                frames = model.vision(model.sample_frames(video))
+            else:  # the frame tokens feed both the aggregator and the detection head
+                frames = model.frame_tokens(video)
                 kwargs["features"] = model.aggregator(frames)
-                targets = (t[clip.cpu()].to(ids.device) for t in detection)
+                targets = (t[rows].to(ids.device) for t in detection)
                 extra = detection_weight * detection_loss(*model.vision.detect(frames), *targets)
                 logs["detection_loss"] = extra.detach()
         elif features is not None:
-            kwargs["features"] = features[clip.cpu()].to(ids.device)
+            kwargs["features"] = features[rows].to(ids.device)
         out = model(ids, mask, labels, **kwargs)
         target = labels[:, 1:]
         hit = (out.logits[:, :-1].argmax(-1) == target)[target != -100]
