@@ -262,11 +262,12 @@ def test_detection_targets_mark_each_digit_centre_at_each_sampled_frame():
     assert ((digit != NO_DIGIT_CLASS).sum(-1) <= 2).all() and ((digit != NO_DIGIT_CLASS).sum(-1) >= 1).all()
 
 
-def test_detection_loss_trains_the_encoder_head(tok):
+@pytest.mark.parametrize("two_stream", [False, True])
+def test_detection_loss_trains_the_encoder_head(tok, two_stream):
     from tinyvid.models.vision import frame_detection_targets
     from tinyvid.train import TensorBatches, Trainer
 
-    model = tiny_model(tok, motion=True, detection=True)
+    model = tiny_model(tok, motion=True, detection=True, two_stream=two_stream)
     bank, batch = batch_of(tok, model)
     targets = frame_detection_targets(generate(32, "train", seed=0, frames=16), model.config.vision)
     loss_fn = vlm_loss(videos=bank, detection=targets)
@@ -281,3 +282,22 @@ def test_detection_loss_trains_the_encoder_head(tok):
         vlm_loss(features=torch.zeros(1, 6, 32), detection=targets)
     with pytest.raises(ValueError, match="no detection head"):
         tiny_model(tok).vision.detect(torch.zeros(1, 4, 16, 32))
+
+
+def test_two_stream_reads_digits_from_the_frame_and_directions_from_its_motion(tok):
+    model = tiny_model(tok, motion=True, detection=True, two_stream=True).eval()
+    frames = model.sample_frames(videos(2))
+    other = frames.clone()
+    other[:, :, 1] = torch.randn_like(other[:, :, 1])  # a different motion channel, the same frames
+    with torch.no_grad():
+        tokens, changed = model.vision(frames), model.vision(other)
+        (digits, directions), (digits2, directions2) = model.vision.detect(tokens), model.vision.detect(changed)
+    assert tokens.shape == (2, 4, 16, 32)
+    assert torch.equal(tokens[..., :16], changed[..., :16]) and not torch.allclose(tokens[..., 16:], changed[..., 16:])
+    assert torch.equal(digits, digits2) and not torch.allclose(directions, directions2)
+    assert digits.shape == (2, 4, 16, 11) and directions.shape == (2, 4, 16, 8)
+    assert model.video_features(videos(2)).shape == (2, model.num_visual_tokens, 32)
+    with pytest.raises(ValueError, match="needs motion=True"):
+        VisionConfig(two_stream=True)
+    with pytest.raises(ValueError, match="must be even"):
+        VisionConfig(motion=True, two_stream=True, heads=3, dim=96)

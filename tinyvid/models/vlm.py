@@ -22,7 +22,7 @@ from torch import nn
 from tinyvid.data.frame_sampling import sample_indices
 from tinyvid.data.instructions import encode_prompts, tokenizer_from_json
 from tinyvid.data.moving_mnist import to_model_layout
-from tinyvid.models.vision import Aggregator, FrameViT, VisionConfig, detection_loss
+from tinyvid.models.vision import Aggregator, VisionConfig, detection_loss, vision_encoder
 
 # LlamaConfig settings of the course's LM; `VLMConfig.lm` overrides any of them
 TINY_LLAMA = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
@@ -83,7 +83,7 @@ class VideoLLaVA(nn.Module):
         from transformers import LlamaForCausalLM
 
         cfg = self.config = config
-        self.vision = FrameViT(cfg.vision)
+        self.vision = vision_encoder(cfg.vision)
         self.aggregator = Aggregator(cfg.vision)
         hidden = cfg.llama_config().hidden_size
         # Linear-GELU-Linear, the LLaVA-1.5 / Video-LLaVA projector (`VideoLlavaMultiModalProjector`)
