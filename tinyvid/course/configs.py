@@ -27,7 +27,7 @@ CONFIGS: dict[str, dict[str, dict]] = {
                       batch_size=32, lr=2e-3, warmup=5, ema_decay=0.9, min_snr_gamma=5.0, n_samples=200, sample_steps=10,
                       sample_eta=1.0, n_sweep=50, log_every=5),
         "cpu": dict(unet=dict(patch=2, channels=(48, 96), attention_levels=(1,)), steps=100_000, train_minutes=24.5,
-                    batch_size=64, lr=2e-3, warmup=200, ema_decay=0.999, min_snr_gamma=5.0, n_samples=2000, sample_steps=100,
+                    batch_size=64, lr=2e-3, warmup=200, ema_decay=0.999, min_snr_gamma=5.0, n_samples=2000, sample_steps=50,
                     sample_eta=1.0, n_sweep=400, log_every=50),
         "gpu": dict(unet=dict(patch=2, channels=(128, 256), blocks_per_level=2, attention_levels=(1,)), steps=40_000,
                     train_minutes=18.0, batch_size=256, lr=1e-3, warmup=500, ema_decay=0.9995, min_snr_gamma=5.0,
