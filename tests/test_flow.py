@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tinyvid.diffusion import with_guidance
-from tinyvid.diffusion.flow import (drop_condition, euler_sample, euler_step, flow_matching_loss, flow_sample,
-                                    flow_timesteps, heun_sample, interpolate, resolution_shift, sample_timesteps,
+from tinyvid.diffusion.flow import (drop_condition, euler_sample, euler_step, flow_img2img, flow_matching_loss,
+                                    flow_sample, flow_timesteps, heun_sample, interpolate, resolution_shift, sample_timesteps,
                                     shift_timesteps, velocity_target)
 from tinyvid.models import VideoDiT, video_dit_config
 from tinyvid.train import TensorBatches, Trainer
@@ -50,6 +50,26 @@ def test_time_grid_runs_from_noise_to_data():
     assert shifted[0] == 1 and shifted[-1] == 0 and (shifted[1:-1] > ts[1:-1]).all()
     with pytest.raises(ValueError, match="steps"):
         flow_timesteps(0)
+    torch.testing.assert_close(flow_timesteps(4, start=0.6), torch.tensor([0.6, 0.5, 0.25, 0.0]))
+    torch.testing.assert_close(flow_timesteps(4, start=0.5), torch.tensor([0.5, 0.25, 0.0]))
+    with pytest.raises(ValueError, match="start"):
+        flow_timesteps(4, start=1.5)
+
+
+def test_an_edit_keeps_its_input_at_strength_0_and_is_plain_sampling_at_strength_1():
+    field = lambda x, t: torch.tanh(x) * (1 + t.view(-1, 1))  # any velocity that depends on x and t
+    x0, noise = torch.randn(3, 5), torch.randn(3, 5)
+    torch.testing.assert_close(flow_img2img(field, x0, 0.0, steps=6, noise=noise), x0)
+    full = flow_sample(field, x0.shape, steps=6, x_start=noise, progress=False)
+    torch.testing.assert_close(flow_img2img(field, x0, 1.0, steps=6, noise=noise), full)
+    # a constant field c carries x_t at t = s to x_t - s c, wherever the grid puts its steps
+    c = torch.randn(3, 5)
+    out = flow_img2img(lambda x, t: c.expand_as(x), x0, 0.4, steps=6, shift=3.0, noise=noise)
+    torch.testing.assert_close(out, 0.6 * x0 + 0.4 * noise - 0.4 * c)
+    with pytest.raises(ValueError, match="strength"):
+        flow_img2img(field, x0, 1.2)
+    with pytest.raises(ValueError, match="differ"):
+        flow_img2img(field, x0, 0.5, noise=noise[:2])
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])

@@ -47,6 +47,17 @@ def test_bundle_round_trip_gives_the_same_clips(pipe, tmp_path):
     assert again.sampler == pipe.sampler and again.latent_shape == (4, 16, 8, 8)
 
 
+def test_an_edit_keeps_the_clip_at_strength_0_and_generates_at_strength_1(pipe):
+    latents = torch.randn(2, *pipe.latent_shape)
+    prompts = ["the digit 3 is moving left", TWO]
+    torch.testing.assert_close(pipe.edit_latents(latents, prompts, 0.0, steps=4), latents)
+    edited = pipe.edit_latents(latents, prompts, 0.5, steps=4, seeds=[5, 6])
+    assert edited.shape == latents.shape and not torch.allclose(edited, latents)
+    torch.testing.assert_close(edited, pipe.edit_latents(latents, prompts, 0.5, steps=4, seeds=[5, 6]))
+    with pytest.raises(ValueError, match="latents must be"):
+        pipe.edit_latents(latents[:1], prompts, 0.5)
+
+
 def test_bad_prompts_and_seeds_are_clear_errors(pipe):
     with pytest.raises(ValueError, match="non-empty list"):
         pipe.generate("the digit 3 is moving left", progress=False)

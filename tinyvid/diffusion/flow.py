@@ -109,11 +109,17 @@ def flow_matching_loss(sampling: str = "logit_normal", logit_mean: float = 0.0, 
     return loss_fn
 
 
-def flow_timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
-    """steps + 1 decreasing times from 1 (noise) to 0 (data): a uniform grid, shifted as in training."""
+def flow_timesteps(steps: int, shift: float = 1.0, start: float = 1.0) -> torch.Tensor:
+    """steps + 1 decreasing times from 1 (noise) to 0 (data): a uniform grid, shifted as in training.
+    start < 1 (an edit, SDEdit): the tail of that grid below `start`, with `start` itself first."""
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
-    return shift_timesteps(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), shift).float()
+    if not 0.0 <= start <= 1.0:
+        raise ValueError(f"start must be in [0, 1], got {start}")
+    ts = shift_timesteps(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), shift)
+    if start < 1.0:
+        ts = torch.cat([ts.new_tensor([start]), ts[ts < start]]) if start > 0 else ts.new_zeros(1)
+    return ts.float()
 
 
 def euler_step(v: torch.Tensor, x: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
@@ -124,8 +130,9 @@ def euler_step(v: torch.Tensor, x: torch.Tensor, t: float, t_next: float) -> tor
 @torch.no_grad()
 def flow_sample(velocity: Velocity, shape: tuple[int, ...], steps: int = 25, method: str = "euler", shift: float = 1.0,
                 x_start: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                device: torch.device | str = "cpu", progress: bool = True, return_trajectory: bool = False):
-    """Integrate dx/dt = velocity(x, t) from noise at t = 1 to data at t = 0.
+                device: torch.device | str = "cpu", progress: bool = True, return_trajectory: bool = False,
+                t_start: float = 1.0):
+    """Integrate dx/dt = velocity(x, t) from noise at t = 1 (or from `x_start` at `t_start`) to data at t = 0.
 
     euler: one velocity per step (steps evaluations). heun: the Euler guess, then the average of
     the velocities at both ends (2 * steps evaluations, second-order accurate). Deterministic
@@ -135,7 +142,7 @@ def flow_sample(velocity: Velocity, shape: tuple[int, ...], steps: int = 25, met
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     x = torch.randn(shape, generator=generator, device=device) if x_start is None else x_start.to(device)
-    ts = flow_timesteps(steps, shift).tolist()
+    ts = flow_timesteps(steps, shift, t_start).tolist()
     trajectory = []
     batch = x.shape[0]
     for t, t_next in tqdm(list(zip(ts[:-1], ts[1:])), desc=f"{method} sampling", disable=not progress, leave=False):
@@ -156,3 +163,20 @@ def euler_sample(velocity: Velocity, shape: tuple[int, ...], steps: int = 25, **
 
 def heun_sample(velocity: Velocity, shape: tuple[int, ...], steps: int = 25, **kwargs):
     return flow_sample(velocity, shape, steps, "heun", **kwargs)
+
+
+def flow_img2img(velocity: Velocity, x0: torch.Tensor, strength: float, steps: int = 25, method: str = "euler",
+                 shift: float = 1.0, noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 progress: bool = False) -> torch.Tensor:
+    """SDEdit on the straight path: put x0 at time t = strength, x_t = (1 - t) x0 + t eps, and integrate from
+    there on the tail of the sampling grid. strength 0 returns x0, strength 1 ignores it (plain sampling
+    from `noise`). Used to ask at which noise level a model decides what a sample shows."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    if noise.shape != x0.shape:
+        raise ValueError(f"noise {tuple(noise.shape)} and x0 {tuple(x0.shape)} differ")
+    start = interpolate(x0, noise, torch.full((x0.shape[0],), strength, device=x0.device))
+    return flow_sample(velocity, tuple(x0.shape), steps, method, shift, x_start=start, device=x0.device,
+                       progress=progress, t_start=strength)

@@ -71,18 +71,26 @@ class TextToVideo:
         return torch.stack([torch.randn(self.latent_shape, generator=torch.Generator().manual_seed(int(s)))
                             for s in seeds]).to(self.device)
 
-    @torch.no_grad()
-    def generate_latents(self, prompts: list[str], steps: int = 25, guidance: float = 3.0, seeds=None,
-                         eta: float = 0.0, method: str | None = None, progress: bool = False) -> torch.Tensor:
+    def guided(self, prompts: list[str], guidance: float):
+        """The denoiser (x, t) -> prediction for these prompts, with classifier-free guidance."""
+        model = self.denoiser.eval()
+        ids, mask = self.tokens(prompts)
+        null_ids, null_mask = self.tokens([""] * len(prompts))
+        return with_guidance(lambda x, t, c: model(x, t, *c), (ids, mask), (null_ids, null_mask), guidance)
+
+    def _seeds(self, prompts, seeds, steps):
         seeds = list(range(len(prompts))) if seeds is None else list(seeds)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         if steps < 1:
             raise ValueError(f"steps must be positive, got {steps}")
-        model = self.denoiser.eval()
-        ids, mask = self.tokens(prompts)
-        null_ids, null_mask = self.tokens([""] * len(prompts))
-        denoise = with_guidance(lambda x, t, c: model(x, t, *c), (ids, mask), (null_ids, null_mask), guidance)
+        return seeds
+
+    @torch.no_grad()
+    def generate_latents(self, prompts: list[str], steps: int = 25, guidance: float = 3.0, seeds=None,
+                         eta: float = 0.0, method: str | None = None, progress: bool = False) -> torch.Tensor:
+        seeds = self._seeds(prompts, seeds, steps)
+        denoise = self.guided(prompts, guidance)
         x = self.initial_noise(seeds)
         if self.sampler["kind"] == "flow":
             from tinyvid.diffusion import flow
@@ -96,6 +104,30 @@ class TextToVideo:
                        device=self.device, progress=progress, x_start=x)
         return z / self.latent_scale
 
+    @torch.no_grad()
+    def edit_latents(self, latents: torch.Tensor, prompts: list[str], strength: float, steps: int = 25,
+                     guidance: float = 3.0, seeds=None, method: str | None = None) -> torch.Tensor:
+        """SDEdit: the VAE latents of real clips (N, *latent_shape), noised to `strength` (0 keeps them,
+        1 is plain generation from seed i's noise) and denoised under the prompts; returns latents."""
+        seeds = self._seeds(prompts, seeds, steps)
+        if tuple(latents.shape) != (len(prompts), *self.latent_shape):
+            raise ValueError(f"latents must be (N, *{self.latent_shape}) for {len(prompts)} prompts, got "
+                             f"{tuple(latents.shape)}")
+        denoise = self.guided(prompts, guidance)
+        x0 = latents.to(self.device) * self.latent_scale
+        if self.sampler["kind"] == "flow":
+            from tinyvid.diffusion.flow import flow_img2img
+
+            z = flow_img2img(denoise, x0, strength, steps, method or "euler", self.sampler.get("shift", 1.0),
+                             noise=self.initial_noise(seeds))
+        else:
+            from tinyvid.diffusion.editing import img2img
+
+            g = torch.Generator(device=self.device).manual_seed(int(seeds[0]))
+            z = img2img(denoise, x0, Schedule(self.sampler.get("schedule", "linear")), strength, steps, generator=g,
+                        prediction_type=self.sampler.get("prediction_type", "epsilon"), clip=False)
+        return z / self.latent_scale
+
     def generate(self, prompts: list[str], steps: int = 25, guidance: float = 3.0, seeds=None, eta: float = 0.0,
                  method: str | None = None, batch_size: int = 64, progress: bool = True) -> np.ndarray:
         """uint8 clips (N, T, H, W) for the prompts (images (N, H, W) for a text-to-image model, whose
@@ -104,9 +136,13 @@ class TextToVideo:
         out = []
         for start in tqdm(range(0, len(prompts), batch_size), desc="text-to-video", disable=not progress):
             part = slice(start, start + batch_size)
-            z = self.generate_latents(prompts[part], steps, guidance, seeds[part], eta, method)
-            out.append(as_uint8(decode_video(self.vae, z).clamp(-1, 1).cpu())[:, 0])
+            out.append(self.to_clips(self.generate_latents(prompts[part], steps, guidance, seeds[part], eta, method)))
         return np.concatenate(out)
+
+    @torch.no_grad()
+    def to_clips(self, latents: torch.Tensor) -> np.ndarray:
+        """VAE latents -> uint8 clips (N, T, H, W) (images (N, H, W) for a text-to-image model)."""
+        return as_uint8(decode_video(self.vae, latents).clamp(-1, 1).cpu())[:, 0]
 
     # --- one file: every component with its config, the tokenizer and the sampler settings ---
     def save(self, path: str | Path, dtype: torch.dtype | None = None, **extra) -> Path:
