@@ -127,6 +127,28 @@ def test_sample_t2v_cli_writes_videos_and_captions(pipe, tmp_path):
         main(["sample", "t2v", "--checkpoint", str(bundle), "--prompts", str(prompts), "--out", str(out)])
 
 
+def test_sample_t2v_cli_uses_the_bundles_guidance_unless_told(pipe, tmp_path):
+    from tinyvid.cli import main
+
+    saved = dict(pipe.sampler)
+    try:
+        pipe.sampler = {**saved, "defaults": {"guidance": 6.0}}  # what notebook 06 stores after its guidance sweep
+        bundle = pipe.save(tmp_path / "t2v.safetensors")
+    finally:
+        pipe.sampler = saved
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(TWO + "\n")
+    runs = {}
+    for name, extra in [("default", []), ("told", ["--guidance", "1.5"])]:
+        out = tmp_path / f"{name}.npz"
+        assert main(["sample", "t2v", "--checkpoint", str(bundle), "--prompts", str(prompts), "--out", str(out),
+                     "--steps", "2", *extra]) == 0
+        runs[name] = np.load(out)["videos"]
+    assert np.array_equal(runs["default"], pipe.generate([TWO], steps=2, guidance=6.0, seeds=[0], progress=False))
+    assert np.array_equal(runs["told"], pipe.generate([TWO], steps=2, guidance=1.5, seeds=[0], progress=False))
+    assert not np.array_equal(runs["default"], runs["told"])
+
+
 def test_diffusers_motion_unet_starts_as_its_image_model_only_once_proj_out_is_zeroed():
     from tinyvid.models.diffusers_motion import (DiffusersImageUNet, inflate_diffusers, per_frame_gap,
                                                  tiny_unet2d_condition, trainable_parameters, zero_motion_proj_out)
