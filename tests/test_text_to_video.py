@@ -1,5 +1,7 @@
 """The text-to-video pipeline: prompts -> clips, seeded per prompt, saved and loaded as one bundle."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -130,12 +132,9 @@ def test_sample_t2v_cli_writes_videos_and_captions(pipe, tmp_path):
 def test_sample_t2v_cli_uses_the_bundles_guidance_unless_told(pipe, tmp_path):
     from tinyvid.cli import main
 
-    saved = dict(pipe.sampler)
-    try:
-        pipe.sampler = {**saved, "defaults": {"guidance": 6.0}}  # what notebook 06 stores after its guidance sweep
-        bundle = pipe.save(tmp_path / "t2v.safetensors")
-    finally:
-        pipe.sampler = saved
+    stored = copy.copy(pipe)  # the shared fixture keeps its own sampler settings
+    stored.sampler = {**pipe.sampler, "defaults": {"guidance": 6.0}}  # what notebook 06 stores after its guidance sweep
+    bundle = stored.save(tmp_path / "t2v.safetensors")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text(TWO + "\n")
     runs = {}

@@ -197,7 +197,7 @@ CONFIGS: dict[str, dict[str, dict]] = {
                      dit_minutes=None, batch_size=256, lr=3e-4, warmup=1000, ema_decay=0.9999, text_dropout=0.1,
                      logit_mean=0.0, logit_std=1.0, shift=3.0, guidance=3.0, sample_steps=25,
                      n_probe=128, probe_strengths=(0.3, 0.5, 0.7, 0.85, 0.95, 1.0), n_guidance=128,
-                    guidance_sweep=(3.0, 5.0, 7.0, 10.0),
+                     guidance_sweep=(3.0, 5.0, 7.0, 10.0),
                      step_sweep=(1, 2, 4, 8, 16, 25, 50), reference_steps=200, n_samples=256, n_eval=500, compare_steps=5000,
                      compare_minutes=None, throughput_steps=20, log_every=200),
     },
