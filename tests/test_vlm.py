@@ -1,5 +1,7 @@
 """The video-language model: placement parity with transformers' Video-LLaVA, aggregators, decoding, stages, LoRA, files."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -284,6 +286,31 @@ def test_detection_loss_trains_the_encoder_head(tok, two_stream):
         tiny_model(tok).vision.detect(torch.zeros(1, 4, 16, 32))
 
 
+def test_detection_pretraining_trains_the_encoder_alone(tok):
+    from tinyvid.models.vision import frame_detection_targets
+    from tinyvid.models.vlm import detection_pretraining_loss
+    from tinyvid.train import TensorBatches, Trainer
+
+    model = tiny_model(tok, motion=True, detection=True, two_stream=True, pool=2)
+    clips = generate(32, "train", seed=0, frames=16)
+    bank, targets = torch.as_tensor(clips.videos), frame_detection_targets(clips, model.config.vision)
+    loss_fn = detection_pretraining_loss(bank, targets)
+    batch = (torch.arange(32),)
+    with torch.no_grad():
+        before = float(loss_fn(model.eval(), batch)[0])
+    lm, aggregator = copy.deepcopy(model.lm.state_dict()), copy.deepcopy(model.aggregator.state_dict())
+    assert set_trainable(model, "vision") == count_trainable(model.vision)
+    Trainer(model, loss_fn, TensorBatches(*batch, batch_size=16, seed=0), steps=30, lr=3e-3, warmup=3,
+            ema_decay=None, progress=False, device="cpu").fit()
+    with torch.no_grad():
+        after = float(loss_fn(model.eval(), batch)[0])
+    assert after < 0.7 * before
+    assert all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm.items())
+    assert all(torch.equal(v, model.aggregator.state_dict()[k]) for k, v in aggregator.items())
+    with pytest.raises(ValueError, match="31 detection targets for 32 clips"):
+        detection_pretraining_loss(bank, tuple(t[:31] for t in targets))
+
+
 def test_two_stream_reads_digits_from_the_frame_and_directions_from_its_motion(tok):
     model = tiny_model(tok, motion=True, detection=True, two_stream=True).eval()
     frames = model.sample_frames(videos(2))
@@ -301,3 +328,28 @@ def test_two_stream_reads_digits_from_the_frame_and_directions_from_its_motion(t
         VisionConfig(two_stream=True)
     with pytest.raises(ValueError, match="must be even"):
         VisionConfig(motion=True, two_stream=True, heads=3, dim=96)
+
+
+def test_pooled_frames_give_the_tokens_of_a_half_size_encoder_on_pooled_input():
+    from tinyvid.models.vision import FrameViT
+
+    torch.manual_seed(0)
+    pooled = FrameViT(VisionConfig(frames=4, size=64, patch=16, dim=32, depth=1, heads=4, pool=2)).eval()
+    small = FrameViT(VisionConfig(frames=4, size=32, patch=8, dim=32, depth=1, heads=4)).eval()
+    # the same weights: the pooled stem is AvgPool2d followed by the small encoder's stem
+    state = {}
+    for k, v in pooled.state_dict().items():
+        if k.startswith("patchify."):
+            index, rest = k[len("patchify."):].split(".", 1)
+            k = f"patchify.{int(index) - 1}.{rest}"  # drop the pooling layer from the numbering
+        state[k] = v
+    small.load_state_dict(state)
+    frames = torch.rand(2, 4, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        expected = small(torch.nn.functional.avg_pool2d(frames.flatten(0, 1), 2).unflatten(0, (2, 4)))
+        assert torch.allclose(pooled(frames), expected, atol=1e-5)
+    assert pooled(frames).shape == (2, 4, 16, 32)  # the patch grid is the unpooled one: 64 / 16 = 4 per side
+    with pytest.raises(ValueError, match="pool=3"):
+        VisionConfig(patch=16, pool=3)
+    with pytest.raises(ValueError, match="divide by 4"):
+        VisionConfig(patch=16, pool=8)

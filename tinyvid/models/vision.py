@@ -41,6 +41,9 @@ class VisionConfig:
     size: int = 64
     patch: int = 16
     stem: str = "conv"  # "patch": one strided conv (plain ViT); "conv": two stride-2 3x3 convs first
+    # frames are average-pooled by this factor before the stem: a 28-pixel MNIST digit stays legible at 14
+    # pixels, the stem does a quarter of the work and the patch grid (size / patch) is unchanged
+    pool: int = 1
     dim: int = 96
     depth: int = 2  # spatial (per-frame) transformer blocks
     heads: int = 4
@@ -59,8 +62,10 @@ class VisionConfig:
             raise ValueError(f"size={self.size} must divide by patch={self.patch}")
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
-        if self.stem == "conv" and self.patch % 4:
-            raise ValueError(f"the conv stem downsamples by 4 first: patch={self.patch} must divide by 4")
+        if self.pool < 1 or self.patch % self.pool:
+            raise ValueError(f"pool={self.pool} must be a positive divisor of patch={self.patch}")
+        if self.stem == "conv" and (self.patch // self.pool) % 4:
+            raise ValueError(f"the conv stem downsamples by 4 first: patch / pool = {self.patch}/{self.pool} must divide by 4")
         if self.feature_norm not in ("batch", "none"):
             raise ValueError(f"feature_norm must be 'batch' or 'none', got {self.feature_norm!r}")
         if self.aggregator not in AGGREGATORS:
@@ -95,11 +100,16 @@ class VisionConfig:
 def patch_embedding(cfg: VisionConfig) -> nn.Module:
     """Frames (B, 1, H, W) -> (B, D, H/p, W/p). A few convolutions before the patches make a small
     ViT learn much faster from scratch (Xiao et al., 2021, "Early convolutions help transformers see better")."""
+    p = cfg.patch // cfg.pool  # the patch size at the pooled resolution
     if cfg.stem == "patch":
-        return nn.Conv2d(cfg.in_channels, cfg.dim, cfg.patch, stride=cfg.patch)
-    return nn.Sequential(nn.Conv2d(cfg.in_channels, cfg.dim // 4, 3, stride=2, padding=1), nn.GELU(),
-                         nn.Conv2d(cfg.dim // 4, cfg.dim // 2, 3, stride=2, padding=1), nn.GELU(),
-                         nn.Conv2d(cfg.dim // 2, cfg.dim, cfg.patch // 4, stride=cfg.patch // 4))
+        stem = [nn.Conv2d(cfg.in_channels, cfg.dim, p, stride=p)]
+    else:
+        stem = [nn.Conv2d(cfg.in_channels, cfg.dim // 4, 3, stride=2, padding=1), nn.GELU(),
+                nn.Conv2d(cfg.dim // 4, cfg.dim // 2, 3, stride=2, padding=1), nn.GELU(),
+                nn.Conv2d(cfg.dim // 2, cfg.dim, p // 4, stride=p // 4)]
+    if cfg.pool > 1:
+        stem.insert(0, nn.AvgPool2d(cfg.pool))
+    return stem[0] if len(stem) == 1 else nn.Sequential(*stem)
 
 
 class FrameViT(nn.Module):
