@@ -109,6 +109,7 @@ def patch_embedding(cfg: VisionConfig) -> nn.Module:
                 nn.Conv2d(cfg.dim // 2, cfg.dim, p // 4, stride=p // 4)]
     if cfg.pool > 1:
         stem.insert(0, nn.AvgPool2d(cfg.pool))
+    # a lone convolution stays bare, so checkpoints of the plain-ViT stem keep their `patchify.weight` names
     return stem[0] if len(stem) == 1 else nn.Sequential(*stem)
 
 
