@@ -1,7 +1,5 @@
 """The video-language model: placement parity with transformers' Video-LLaVA, aggregators, decoding, stages, LoRA, files."""
 
-import copy
-
 import pytest
 import torch
 from torch import nn
@@ -284,31 +282,6 @@ def test_detection_loss_trains_the_encoder_head(tok, two_stream):
         vlm_loss(features=torch.zeros(1, 6, 32), detection=targets)
     with pytest.raises(ValueError, match="no detection head"):
         tiny_model(tok).vision.detect(torch.zeros(1, 4, 16, 32))
-
-
-def test_detection_pretraining_trains_the_encoder_alone(tok):
-    from tinyvid.models.vision import frame_detection_targets
-    from tinyvid.models.vlm import detection_pretraining_loss
-    from tinyvid.train import TensorBatches, Trainer
-
-    model = tiny_model(tok, motion=True, detection=True, two_stream=True, pool=2)
-    clips = generate(32, "train", seed=0, frames=16)
-    bank, targets = torch.as_tensor(clips.videos), frame_detection_targets(clips, model.config.vision)
-    loss_fn = detection_pretraining_loss(bank, targets)
-    batch = (torch.arange(32),)
-    with torch.no_grad():
-        before = float(loss_fn(model.eval(), batch)[0])
-    lm, aggregator = copy.deepcopy(model.lm.state_dict()), copy.deepcopy(model.aggregator.state_dict())
-    assert set_trainable(model, "vision") == count_trainable(model.vision)
-    Trainer(model, loss_fn, TensorBatches(*batch, batch_size=16, seed=0), steps=30, lr=3e-3, warmup=3,
-            ema_decay=None, progress=False, device="cpu").fit()
-    with torch.no_grad():
-        after = float(loss_fn(model.eval(), batch)[0])
-    assert after < 0.7 * before
-    assert all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm.items())
-    assert all(torch.equal(v, model.aggregator.state_dict()[k]) for k, v in aggregator.items())
-    with pytest.raises(ValueError, match="31 detection targets for 32 clips"):
-        detection_pretraining_loss(bank, tuple(t[:31] for t in targets))
 
 
 def test_two_stream_reads_digits_from_the_frame_and_directions_from_its_motion(tok):

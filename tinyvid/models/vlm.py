@@ -22,7 +22,7 @@ from torch import nn
 from tinyvid.data.frame_sampling import sample_indices
 from tinyvid.data.instructions import encode_prompts, tokenizer_from_json
 from tinyvid.data.moving_mnist import to_model_layout
-from tinyvid.models.vision import NO_DIGIT_CLASS, Aggregator, VisionConfig, detection_loss, vision_encoder
+from tinyvid.models.vision import Aggregator, VisionConfig, detection_loss, vision_encoder
 
 # LlamaConfig settings of the course's LM; `VLMConfig.lm` overrides any of them
 TINY_LLAMA = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
@@ -217,8 +217,8 @@ def vlm_loss(videos: torch.Tensor | None = None, features: torch.Tensor | None =
             else:  # the frame tokens feed both the aggregator and the detection head
                 frames = model.frame_tokens(video)
                 kwargs["features"] = model.aggregator(frames)
-                extra, _ = _detection_term(model, frames, detection, rows)
-                extra = detection_weight * extra
+                targets = (t[rows].to(ids.device) for t in detection)
+                extra = detection_weight * detection_loss(*model.vision.detect(frames), *targets)
                 logs["detection_loss"] = extra.detach()
         elif features is not None:
             kwargs["features"] = features[rows].to(ids.device)
@@ -226,36 +226,6 @@ def vlm_loss(videos: torch.Tensor | None = None, features: torch.Tensor | None =
         target = labels[:, 1:]
         hit = (out.logits[:, :-1].argmax(-1) == target)[target != -100]
         return out.loss + extra, {"token_accuracy": hit.float().mean().detach(), **logs}
-
-    return loss_fn
-
-
-def _detection_term(model, frames, detection, rows):
-    """The encoder's detection loss on frame tokens (B, T, N, D) of bank rows `rows`, and the head's digit
-    accuracy on the patches that hold a digit centre."""
-    digit, direction = (t[rows].to(frames.device) for t in detection)
-    digit_logits, direction_logits = model.vision.detect(frames)
-    hit = (digit_logits.argmax(-1) == digit)[digit != NO_DIGIT_CLASS].float().mean()
-    return detection_loss(digit_logits, direction_logits, digit, direction), hit.detach()
-
-
-def detection_pretraining_loss(videos: torch.Tensor, detection):
-    """loss_fn(model, batch) for the Trainer; batch = (clip,) indexes `videos` uint8 (N, T, H, W).
-
-    The detection loss alone, through the vision encoder only (no aggregator, no LM): a step costs a
-    fraction of a captioning step, so the encoder sees more clips in the same minutes before the caption
-    loss teaches the aggregator to read it. `detection`: (digit, direction) targets from
-    `frame_detection_targets` for the same clips. Logs the head's digit accuracy on digit patches.
-    """
-    if len(detection[0]) != len(videos):
-        raise ValueError(f"{len(detection[0])} detection targets for {len(videos)} clips")
-
-    def loss_fn(model, batch):
-        (clip,) = batch
-        rows = clip.cpu()
-        frames = model.frame_tokens(to_model_layout(videos[rows]).to(clip.device))
-        loss, hit = _detection_term(model, frames, detection, rows)
-        return loss, {"digit_accuracy": hit}
 
     return loss_fn
 
