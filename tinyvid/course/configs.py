@@ -170,8 +170,9 @@ CONFIGS: dict[str, dict[str, dict]] = {
         # (a 4-minute fine-tune of that model at shift 6 was no better than at shift 3: 26.5/15.8% vs 27.9/12.3%).
         # Guidance is chosen by the notebook from guidance_sweep; on the shift-3 DiT (500 fixed prompts) scales 3/5/7/10
         # gave seen 23.5/27.5/25.9/26.7%, held-out 9.0/10.6/12.2/11.4%, FVD 490/410/372/347
-        # The 22-minute DiT is under-trained: 5 more minutes of fine-tuning (fp32, lr 5e-4) took the 128 guidance
-        # prompts from 37.1% to 43.5% seen; adding the pooled caption to adaLN in that fine-tune gave 41.9% (no gain)
+        # The 22-minute DiT looks step-bound: 5 more minutes of fine-tuning (fp32, lr 5e-4) took the 128 guidance
+        # prompts from 37.1% to 43.5% seen (held-out 15.2% -> 10.6%); the pooled caption added to adaLN in that
+        # fine-tune gave 41.9% / 13.6% (no clear gain)
         "cpu": dict(n_train=8000, n_test=500, vae_train_clips=3000,
                     vae=dict(patch=(4, 4), channels=(32,), blocks_per_level=2, latent_channels=8), vae_steps=100_000,
                     vae_minutes=5.0, vae_batch_size=32, vae_lr=3e-3, vae_crop=(16, 32), beta=1e-3, temporal_weight=0.0,
