@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tinyvid.data.moving_mnist import caption_for
+from tinyvid.data.sample_sets import snap_black
 from tinyvid.data.tokenizer import train_word_tokenizer
 from tinyvid.diffusion import Schedule, diffusion_loss
 from tinyvid.diffusion.text_to_video import TextToVideo
@@ -123,7 +124,14 @@ def test_sample_t2v_cli_writes_videos_and_captions(pipe, tmp_path):
     z = np.load(out, allow_pickle=False)
     assert z["videos"].shape == (2, 16, 64, 64) and z["videos"].dtype == np.uint8
     assert list(z["captions"]) == ["the digit 3 is moving left", TWO]
-    assert np.array_equal(z["videos"], pipe.generate(list(z["captions"]), steps=2, seeds=[5, 6], progress=False))
+    drawn = pipe.generate(list(z["captions"]), steps=2, seeds=[5, 6], progress=False)
+    assert np.array_equal(z["videos"], snap_black(drawn))  # the near-black background written as 0
+    assert main(["sample", "t2v", "--checkpoint", str(bundle), "--prompts", str(prompts), "--out", str(out),
+                 "--steps", "2", "--seed", "5", "--black-level", "0"]) == 0
+    assert np.array_equal(np.load(out)["videos"], drawn)  # bit for bit
+    with pytest.raises(SystemExit, match="black-level"):
+        main(["sample", "t2v", "--checkpoint", str(bundle), "--prompts", str(prompts), "--out", str(out),
+              "--black-level", "300"])
     prompts.write_text("\n \n")
     with pytest.raises(SystemExit, match="no prompts"):
         main(["sample", "t2v", "--checkpoint", str(bundle), "--prompts", str(prompts), "--out", str(out)])
@@ -141,7 +149,7 @@ def test_sample_t2v_cli_uses_the_bundles_guidance_unless_told(pipe, tmp_path):
     for name, extra in [("default", []), ("told", ["--guidance", "1.5"])]:
         out = tmp_path / f"{name}.npz"
         assert main(["sample", "t2v", "--checkpoint", str(bundle), "--prompts", str(prompts), "--out", str(out),
-                     "--steps", "2", *extra]) == 0
+                     "--steps", "2", "--black-level", "0", *extra]) == 0
         runs[name] = np.load(out)["videos"]
     assert np.array_equal(runs["default"], pipe.generate([TWO], steps=2, guidance=6.0, seeds=[0], progress=False))
     assert np.array_equal(runs["told"], pipe.generate([TWO], steps=2, guidance=1.5, seeds=[0], progress=False))
