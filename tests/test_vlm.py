@@ -238,6 +238,29 @@ def test_motion_input_is_the_frame_and_its_change_to_the_next_frame(tok):
     assert model.video_features(clip).shape == (2, model.num_visual_tokens, 32)
 
 
+def test_motion_gap_takes_the_change_to_a_later_frame_and_moves_the_frames_to_fit(tok):
+    from tinyvid.models.vision import frame_detection_targets, frame_times
+
+    model = tiny_model(tok, motion=True, motion_gap=3)
+    clip = videos(2)
+    frames = model.sample_frames(clip)
+    idx = [0, 4, 8, 12]  # [2, 6, 10, 14] moved back by 2 so that 12 + 3 is still a frame of 16
+    assert torch.equal(frames[:, :, 0], clip[:, 0, idx] + 1)
+    assert torch.allclose(frames[:, :, 1], clip[:, 0, [i + 3 for i in idx]] - clip[:, 0, idx])
+    # the detection targets sit where the digits are in those same frames
+    cfg = model.config.vision
+    assert frame_times(cfg, 16).tolist() == idx
+    clips = generate(8, "train", seed=0)
+    moved = frame_detection_targets(clips, cfg)[0]
+    first = frame_detection_targets(clips, VisionConfig(**{**cfg.to_dict(), "motion": False}))[0]  # [2, 6, 10, 14]
+    assert not torch.equal(moved, first)
+    assert frame_times(VisionConfig(frames=4, motion=True), 16).tolist() == [2, 6, 10, 14]  # gap 1: unchanged
+    with pytest.raises(ValueError, match="motion_gap"):
+        VisionConfig(motion=True, motion_gap=0)
+    with pytest.raises(ValueError, match="motion_gap=3 needs clips of more than 3 frames"):
+        model.sample_frames(videos(1, frames=3))
+
+
 def test_detection_targets_mark_each_digit_centre_at_each_sampled_frame():
     from tinyvid.data.moving_mnist import DIRECTION_STEPS, NO_DIGIT
     from tinyvid.models.vision import NO_DIGIT_CLASS, frame_detection_targets

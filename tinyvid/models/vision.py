@@ -52,6 +52,9 @@ class VisionConfig:
     queries: int = 16  # Q-Former only
     feature_norm: str = "batch"  # "batch": standardise the visual tokens over the batch; "none"
     motion: bool = False  # a second input channel per frame: the next frame minus this one (two-stream)
+    # with motion: the change is to the frame `motion_gap` frames later (2 px of motion a frame, halved by
+    # pool=2: a gap of 1 moves a stroke by one pooled pixel); the sampled frames move earlier to leave room
+    motion_gap: int = 1
     detection: bool = False  # a per-token head for the auxiliary detection loss (`frame_detection_targets`)
     # with motion: the frame and its change go through two ViTs of half width (`TwoStreamViT`), so what a
     # digit looks like is encoded apart from how it moves, and digits are read from the appearance half only
@@ -70,6 +73,8 @@ class VisionConfig:
             raise ValueError(f"feature_norm must be 'batch' or 'none', got {self.feature_norm!r}")
         if self.aggregator not in AGGREGATORS:
             raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
+        if self.motion_gap < 1:
+            raise ValueError(f"motion_gap must be at least 1 frame, got {self.motion_gap}")
         if self.two_stream and not self.motion:
             raise ValueError("two_stream=True splits the frame from its motion channel: it needs motion=True")
         if self.two_stream and (self.dim % 2 or self.heads % 2):
@@ -177,13 +182,24 @@ def vision_encoder(cfg: VisionConfig) -> nn.Module:
     return TwoStreamViT(cfg) if cfg.two_stream else FrameViT(cfg)
 
 
+def frame_times(cfg: VisionConfig, frames: int) -> torch.Tensor:
+    """Which of a clip's `frames` frames the model sees: spread uniformly, and with motion input moved
+    earlier (all by the same amount) so that every one has a frame `motion_gap` later."""
+    idx = sample_indices(frames, cfg.frames, "uniform")
+    if not cfg.motion:
+        return idx
+    if cfg.motion_gap >= frames:
+        raise ValueError(f"motion_gap={cfg.motion_gap} needs clips of more than {cfg.motion_gap} frames, got {frames}")
+    return (idx - max(0, int(idx.max()) + cfg.motion_gap - (frames - 1))).clamp(min=0)
+
+
 def frame_detection_targets(clips, cfg: VisionConfig, frames: int = 16, speed: int | None = None):
     """Targets of the detection head from a Clips' labels: digit (N, T', N_p) long, NO_DIGIT_CLASS where no
     digit's centre lies in the patch at that sampled frame, and direction (N, T', N_p) long, -100 (ignored
     by cross-entropy) there. Digit and direction are separate classes, so held-out (digit, direction)
     pairs need no example: only their parts do."""
     speed = SPEED if speed is None else speed
-    times = sample_indices(frames, cfg.frames, "uniform").numpy()
+    times = frame_times(cfg, frames).numpy()
     n, g = len(clips.digits), cfg.grid
     digit = np.full((n, cfg.frames, g * g), NO_DIGIT_CLASS, dtype=np.int64)
     direction = np.full((n, cfg.frames, g * g), -100, dtype=np.int64)

@@ -19,10 +19,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from tinyvid.data.frame_sampling import sample_indices
 from tinyvid.data.instructions import encode_prompts, tokenizer_from_json
 from tinyvid.data.moving_mnist import to_model_layout
-from tinyvid.models.vision import Aggregator, VisionConfig, detection_loss, vision_encoder
+from tinyvid.models.vision import Aggregator, VisionConfig, detection_loss, frame_times, vision_encoder
 
 # LlamaConfig settings of the course's LM; `VLMConfig.lm` overrides any of them
 TINY_LLAMA = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
@@ -109,11 +108,11 @@ class VideoLLaVA(nn.Module):
         v = self.config.vision
         if video.ndim != 5 or video.shape[1] != 1 or video.shape[-2:] != (v.size, v.size):
             raise ValueError(f"expected videos (B, 1, T, {v.size}, {v.size}) in [-1, 1], got {tuple(video.shape)}")
-        idx = sample_indices(video.shape[2], v.frames, "uniform").to(video.device)
+        idx = frame_times(v, video.shape[2]).to(video.device)
         # black background -> 0: the frames' constant part would otherwise dominate every feature at init
         frames = video.index_select(2, idx) + 1
-        if v.motion:  # two-stream input: the change to the next frame shows which way each edge moves
-            after = video.index_select(2, (idx + 1).clamp(max=video.shape[2] - 1)) + 1
+        if v.motion:  # two-stream input: the change to a later frame shows which way each edge moves
+            after = video.index_select(2, idx + v.motion_gap) + 1
             frames = torch.cat([frames, after - frames], dim=1)
         return rearrange(frames, "b c t h w -> b t c h w")
 
