@@ -258,7 +258,9 @@ CONFIGS: dict[str, dict[str, dict]] = {
         # stem at full size was slower (77 clips/s) and worse (73.5%); batch 96 slower (154 clips/s).
         # Instruction tuning 6 min + LoRA 1.0 (instead of 4 + 1.5), cpu notebook run: held-out exact 80.0% (82.6),
         # seen 87.4% (87.4), QA 87.7% (86.8), so not adopted; detection-only encoder pre-training (9 + 7 min of the
-        # 16) gave held-out 79.2%, QA 88.3%: not adopted either
+        # 16) gave held-out 79.2%, QA 88.3%: not adopted either. motion_gap=3 (the change over 6 px instead of 2,
+        # frames 0/4/8/12), cpu notebook run: seen 86.4% (87.4), held-out 79.8% (82.6), directions seen 97.6% (94.6)
+        # but held-out 92.7% (95.2), QA 86.7% (86.8), LoRA held-out 78.0% (53.1): not adopted
         "smoke": dict(n_train=64, n_test=40, vision=dict(frames=4, patch=16, pool=2, dim=32, depth=1, heads=4, aggregator="qformer", motion=True, detection=True, two_stream=True,
                                                          aggregator_depth=1, queries=8),
                       lm=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
