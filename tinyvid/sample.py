@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tinyvid.data.sample_sets import BLACK_LEVEL, save_sample_set
 from tinyvid.diffusion.diffusers_solvers import SOLVERS
 
 
@@ -39,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--eta", type=float, default=None, help="DDIM eta (default: the bundle's)")
     v.add_argument("--seed", type=int, default=0, help="prompt i is drawn with seed + i")
     v.add_argument("--batch-size", type=int, default=64)
-    v.add_argument("--black-level", type=int, default=None,
-                   help="values below it are written as 0, the background (default 4; 0 keeps the clips bit for bit)")
+    v.add_argument("--black-level", type=int, default=BLACK_LEVEL,
+                   help=f"values below it are written as 0, the background (default {BLACK_LEVEL}; 0 keeps the clips bit for bit)")
     v.add_argument("--device", default="auto")
     v.set_defaults(func=sample_t2v)
 
@@ -98,10 +99,9 @@ def read_prompts(path: str | Path) -> list[str]:
 
 def sample_t2v(args) -> int:
     from tinyvid.course.device import pick_device
-    from tinyvid.data.sample_sets import BLACK_LEVEL, save_sample_set
     from tinyvid.diffusion.text_to_video import TextToVideo
 
-    if args.black_level is not None and not 0 <= args.black_level <= 255:
+    if not 0 <= args.black_level <= 255:
         raise SystemExit(f"error: --black-level must be in [0, 255], got {args.black_level}")
     prompts = read_prompts(args.prompts)
     pipe = TextToVideo.load(resolve_checkpoint(args.checkpoint), pick_device(args.device))
@@ -112,7 +112,6 @@ def sample_t2v(args) -> int:
                            method=args.method or defaults.get("method"), batch_size=args.batch_size)
     if videos.ndim != 4:
         raise SystemExit(f"error: {args.checkpoint} is not a video model (it draws {videos.shape[1:]} images)")
-    black_level = BLACK_LEVEL if args.black_level is None else args.black_level
-    out = save_sample_set(args.out, videos, prompts, black_level=black_level)
-    print(f"wrote {out}: videos {videos.dtype} {videos.shape} (values below {black_level} as 0), captions ({len(prompts)},)")
+    out = save_sample_set(args.out, videos, prompts, black_level=args.black_level)
+    print(f"wrote {out}: videos {videos.dtype} {videos.shape} (values below {args.black_level} as 0), captions ({len(prompts)},)")
     return 0
