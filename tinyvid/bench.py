@@ -4,6 +4,13 @@
 against a diffusers `UNet2DModel` of similar size, each trained for the same wall-clock budget
 with the same Trainer, loss, batch, learning rate and EMA, and sampled with the same DDIM
 sampler; FID of each beside the real-data floor at the same sample count.
+
+`tinyvid bench t2i-conditioning --minutes M`: where notebook 04's text-to-image model loses the
+prompted digit. Its U-Net (the `cpu` profile) is trained twice for the same budget on the latents of
+single-digit frames (the committed `t2i_mnist` VAE): once reading the caption through the frozen CLIP
+text tower and cross-attention, as 04 does, once given the digit as a class label, as notebook 03's
+latent model is. The digit accuracy of each model's samples (the MNIST classifier on a crop around the
+digit) is printed beside the committed `t2i_mnist` model's.
 """
 
 from __future__ import annotations
@@ -76,6 +83,83 @@ def ddpm_baseline(minutes: float, n_samples: int, sample_steps: int | None = Non
     return out
 
 
+def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int = 300, steps: int = 10**9,
+                     seed: int = 0, progress: bool = True) -> dict:
+    """Digit accuracy of notebook 04's text-to-image U-Net conditioned by the caption vs by the digit
+    label, each trained for `minutes` (or `steps`) on single-digit frames; see the module docstring."""
+    import numpy as np
+    from einops import rearrange, repeat
+
+    from tinyvid.course.configs import config
+    from tinyvid.data.moving_mnist import DIRECTIONS, generate
+    from tinyvid.diffusion import Schedule, diffusion_loss
+    from tinyvid.diffusion.pipeline import sample_images
+    from tinyvid.diffusion.text_to_video import TextToVideo, encode_video, load_t2v
+    from tinyvid.eval.fid import crop_digit, sample_accuracy
+    from tinyvid.models import UNet, UNetConfig
+    from tinyvid.models.conditioning import TextConditioned, caption_tokens, null_caption
+    from tinyvid.models.vae import decode_latents
+    from tinyvid.train import TensorBatches, Trainer
+
+    if n_samples < 10 or clips < 1:
+        raise ValueError(f"need at least 10 samples (one per digit) and one clip, got samples={n_samples}, clips={clips}")
+    cfg = config("04_text_clip", "cpu")
+    ref = load_t2v("t2i_mnist")
+    ref.denoiser.float()
+    vae, scale, schedule = ref.vae.float().eval(), ref.latent_scale, Schedule(ref.sampler.get("schedule", "linear"))
+    train = generate(clips, "train", seed=seed, num_digits=1)
+    with torch.no_grad():
+        latents = rearrange(encode_video(vae, train.tensors()) * scale, "n c f h w -> (n f) c h w")
+    frames = train.videos.shape[1]
+    ids, mask = (repeat(x, "n l -> (n f) l", f=frames) for x in caption_tokens(ref.tokenizer, train.captions, ref.max_len))
+    labels = repeat(torch.as_tensor(train.digits[:, 0]).long(), "n -> (n f)", f=frames)
+    batch = min(cfg.t2i_batch_size, len(latents))
+    digits = np.arange(n_samples) % 10
+    prompts = [f"the digit {d} is moving {DIRECTIONS[k]}" for d, k in zip(digits, np.arange(n_samples) // 10 % len(DIRECTIONS))]
+
+    def accuracy(vae_latents: torch.Tensor) -> float:  # unscaled latents, as the VAE gives them
+        with torch.no_grad():
+            images = decode_latents(vae, vae_latents).clamp(-1, 1)
+        return sample_accuracy(crop_digit(((images + 1) * 127.5).round().byte().reshape(-1, *images.shape[-2:]).numpy()), digits)
+
+    def caption_model():
+        unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, context_dim=cfg.text["dim"], **cfg.t2i_unet))
+        return TextConditioned(unet, ref.denoiser.text_encoder), (latents, ids, mask), null_caption(ref.tokenizer, ref.max_len)
+
+    def caption_samples(model):
+        pipe = TextToVideo(model, vae, ref.tokenizer, ref.latent_shape, latent_scale=scale, max_len=ref.max_len, sampler=ref.sampler)
+        return pipe.generate_latents(prompts, steps=cfg.sample_steps, guidance=cfg.guidance, eta=1.0)
+
+    def label_model():
+        unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, num_classes=10, **cfg.t2i_unet))
+        return unet, (latents, labels), 10
+
+    def label_samples(model):
+        with torch.no_grad():
+            z = sample_images(model, schedule, n_samples, "ddim", cfg.sample_steps, 1.0, seed=seed, labels=torch.as_tensor(digits),
+                              guidance=cfg.guidance, prediction_type=ref.sampler["prediction_type"], shape=ref.latent_shape,
+                              progress=False, clip=False)
+        return z / scale
+
+    out = {"bench": "t2i-conditioning", "minutes_each": minutes, "train_clips": clips, "frames": len(latents),
+           "n_samples": n_samples, "sampler": f"DDIM {cfg.sample_steps} steps, eta 1, guidance {cfg.guidance:g}",
+           "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+           "committed_t2i_mnist_digit_accuracy": round(accuracy(caption_samples(ref.denoiser)), 3), "models": {}}
+    for name, make, draw in [("caption (frozen CLIP text tower, cross-attention)", caption_model, caption_samples),
+                             ("digit label (class embedding)", label_model, label_samples)]:
+        torch.manual_seed(seed)
+        model, data, null = make()
+        loss = diffusion_loss(schedule, ref.sampler["prediction_type"], min_snr_gamma=5.0, label_dropout=0.1, null_label=null)
+        trainer = Trainer(model, loss, TensorBatches(*data, batch_size=batch, seed=seed), steps=steps,
+                          max_minutes=minutes, lr=cfg.t2i_lr, warmup=min(cfg.warmup, steps // 2 + 1), ema_decay=cfg.ema_decay,
+                          seed=seed, progress=progress)
+        trainer.fit()
+        out["models"][name] = {"steps": trainer.step,
+                               "train_frames_per_s": round(trainer.step * batch / trainer.seconds, 1),
+                               "digit_accuracy": round(accuracy(draw(trainer.eval_model())), 3)}
+    return out
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measured comparisons, printed as JSON")
     kinds = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -85,6 +169,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--sample-steps", type=int, default=None, help="default: notebook 01's cpu sampler")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=lambda a: print(json.dumps(ddpm_baseline(a.minutes, a.samples, a.sample_steps, a.seed), indent=1)))
+    c = kinds.add_parser("t2i-conditioning", help="notebook 04's text-to-image U-Net: caption vs digit-label conditioning")
+    c.add_argument("--minutes", type=float, default=4.0, help="training budget for each model")
+    c.add_argument("--clips", type=int, default=20_000, help="single-digit training clips (16 frames each)")
+    c.add_argument("--samples", type=int, default=300)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=lambda a: print(json.dumps(t2i_conditioning(a.minutes, a.clips, a.samples, seed=a.seed), indent=1)))
     from tinyvid import bench_scaling
 
     bench_scaling.register(kinds)  # notebook 09: dit, unet, levers, memory, loader, onnx
