@@ -93,7 +93,7 @@ def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int 
     from tinyvid.course.configs import config
     from tinyvid.data.moving_mnist import DIRECTIONS, generate
     from tinyvid.diffusion import Schedule, diffusion_loss
-    from tinyvid.diffusion.pipeline import sample_images
+    from tinyvid.diffusion.pipeline import sample_images, to_uint8
     from tinyvid.diffusion.text_to_video import TextToVideo, encode_video, load_t2v
     from tinyvid.eval.fid import crop_digit, sample_accuracy
     from tinyvid.models import UNet, UNetConfig
@@ -119,8 +119,8 @@ def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int 
 
     def accuracy(vae_latents: torch.Tensor) -> float:  # unscaled latents, as the VAE gives them
         with torch.no_grad():
-            images = decode_latents(vae, vae_latents).clamp(-1, 1)
-        return sample_accuracy(crop_digit(((images + 1) * 127.5).round().byte().reshape(-1, *images.shape[-2:]).numpy()), digits)
+            images = decode_latents(vae, vae_latents)  # (N, 1, H, W)
+        return sample_accuracy(crop_digit(to_uint8(images)), digits)
 
     def caption_model():
         unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, context_dim=cfg.text["dim"], **cfg.t2i_unet))
