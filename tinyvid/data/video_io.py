@@ -40,6 +40,12 @@ class VideoInfo(NamedTuple):
     width: int
 
 
+# libswscale's pixel-format conversion runs single-threaded. With PyAV's default (a pool of slice
+# threads) a forked DataLoader worker of the test suite waited forever in avpriv_slicethread_execute
+# (CI, three runs out of three); for 64x64 frames the threads only cost time anyway.
+SCALER_THREADS = 1
+
+
 def _import_av():
     try:
         import av
@@ -100,7 +106,8 @@ def _encode(target: str | io.BytesIO, container_format: str, frames: np.ndarray,
         for frame in frames:
             vf = av.VideoFrame.from_ndarray(frame, format="gray" if gray else "rgb24")
             if gray and lossless:
-                vf = vf.reformat(format="yuv444p", src_color_range=full_range, dst_color_range=full_range)
+                vf = vf.reformat(format="yuv444p", src_color_range=full_range, dst_color_range=full_range,
+                                 threads=SCALER_THREADS)
                 vf.color_range = full_range
             container.mux(stream.encode(vf))
         container.mux(stream.encode())
@@ -167,7 +174,7 @@ def _decode_pyav(source: str | io.BytesIO, name: str, indices: np.ndarray | None
             # Decoding is sequential anyway; stopping after the last wanted frame is the one saving.
             for count, frame in enumerate(container.decode(video=0), start=1):
                 if wanted is None or count - 1 in wanted:
-                    kept[count - 1] = frame.to_ndarray(format="rgb24")
+                    kept[count - 1] = frame.to_ndarray(format="rgb24", threads=SCALER_THREADS)
                 if stop is not None and count >= stop:
                     break
         except av.error.FFmpegError as e:
