@@ -33,6 +33,14 @@ class TextConditioned(nn.Module):
         with torch.no_grad():
             return self.text_encoder(ids, mask)[0]
 
+    def standardise_pooled(self, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 1024) -> None:
+        """Statistics of the training captions for a denoiser with a pooled context path
+        (`UNetConfig.pooled_context`), from the frozen text tower in batches."""
+        device = next(self.text_encoder.parameters()).device
+        features = torch.cat([self.encode_text(ids[i:i + batch_size].to(device), mask[i:i + batch_size].to(device))
+                              for i in range(0, len(ids), batch_size)])
+        self.denoiser.standardise_pooled(features, mask.to(device))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, t, context=self.encode_text(ids, mask), context_mask=mask)
 

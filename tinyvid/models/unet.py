@@ -17,6 +17,7 @@ from torch import nn
 
 from tinyvid.models.blocks import SelfAttention2d, SpatialTransformer, TimestepMLP, zero_init
 from tinyvid.models.motion import MOTION_KINDS, motion_layer
+from tinyvid.models.text_encoder import masked_mean
 
 
 @dataclass
@@ -34,6 +35,11 @@ class UNetConfig:
     num_classes: int | None = None
     # text conditioning: attention levels become self- + cross-attention to `context` tokens of this width
     context_dim: int | None = None
+    # also add the caption's pooled feature (mean over its tokens), standardised with statistics of the
+    # training captions (`UNet.standardise_pooled`), to the timestep vector, at a class embedding's
+    # scale: cross-attention starts near-uniform, so at first it reads every word alike and the digit
+    # is one word in six to fifteen; this path hands the model the whole caption at once (chapter 04)
+    pooled_context: bool = False
     # video: a temporal layer after every block ("attention": AnimateDiff motion modules, "conv": (2+1)D);
     # the model then takes clips (B, C, F, H, W). motion_text: motion modules at the attention levels also
     # cross-attend to the text.
@@ -45,6 +51,8 @@ class UNetConfig:
         self.attention_levels = tuple(self.attention_levels)
         if any(c % self.groups for c in self.channels):
             raise ValueError(f"every channel count in {self.channels} must divide by groups={self.groups}")
+        if self.pooled_context and self.context_dim is None:
+            raise ValueError("pooled_context needs text conditioning (context_dim)")
         if self.motion is not None and self.motion not in MOTION_KINDS:
             raise ValueError(f"unknown motion {self.motion!r}: choose one of {', '.join(MOTION_KINDS)} or None")
 
@@ -107,6 +115,12 @@ class UNet(nn.Module):
         emb_dim = 4 * ch[0]
         self.time = TimestepMLP(ch[0], emb_dim)
         self.label = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        if cfg.pooled_context:
+            self.pooled = nn.Linear(cfg.context_dim, emb_dim)  # std 1/sqrt(d) weights: unit-scale output, as nn.Embedding
+            nn.init.normal_(self.pooled.weight, std=cfg.context_dim**-0.5)
+            nn.init.zeros_(self.pooled.bias)
+            self.register_buffer("pooled_mean", torch.zeros(cfg.context_dim))
+            self.register_buffer("pooled_std", torch.ones(cfg.context_dim))
         packed = cfg.in_channels * cfg.patch**2
         self.stem = nn.Sequential(nn.PixelUnshuffle(cfg.patch), nn.Conv2d(packed, ch[0], 3, padding=1))
         self.down = nn.ModuleList()
@@ -128,8 +142,25 @@ class UNet(nn.Module):
             zero_init(nn.Conv2d(ch[0], packed, 3, padding=1)), nn.PixelShuffle(cfg.patch),
         )
 
-    def embed(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    @torch.no_grad()
+    def standardise_pooled(self, context: torch.Tensor, context_mask: torch.Tensor) -> None:
+        """Fix the pooled path's statistics from the training captions' token features (B, L, D):
+        every caption shares most of its words, so unstandardised means differ only slightly."""
+        if not self.config.pooled_context:
+            raise ValueError("this U-Net has no pooled context path (config.pooled_context=False)")
+        pooled = masked_mean(context.float(), context_mask)
+        if len(pooled) < 2:
+            raise ValueError("need at least two captions to standardise the pooled feature")
+        self.pooled_mean.copy_(pooled.mean(0))
+        self.pooled_std.copy_(pooled.std(0).clamp(min=1e-4))
+
+    def embed(self, t: torch.Tensor, labels: torch.Tensor | None, context: torch.Tensor | None = None,
+              context_mask: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time(t)
+        if self.config.pooled_context:
+            mask = context_mask if context_mask is not None else context.new_ones(context.shape[:2], dtype=torch.bool)
+            pooled = masked_mean(context, mask)
+            emb = emb + self.pooled((pooled - self.pooled_mean) / self.pooled_std)
         if self.label is not None:
             if labels is None:  # unconditional: the extra "no label" token
                 labels = torch.full_like(t, self.config.num_classes, dtype=torch.long)
@@ -159,7 +190,7 @@ class UNet(nn.Module):
             x = rearrange(x, "b c f h w -> (b f) c h w")
             t, labels, context, context_mask = (None if v is None else repeat(v, "b ... -> (b f) ...", f=frames)
                                                 for v in (t, labels, context, context_mask))
-        emb = self.embed(t, labels)
+        emb = self.embed(t, labels, context, context_mask)
         h = self.stem(x)
         skips = []
         extra = (frames, clip_context, clip_mask)
