@@ -6,10 +6,11 @@ with the same Trainer, loss, batch, learning rate and EMA, and sampled with the 
 sampler; FID of each beside the real-data floor at the same sample count.
 
 `tinyvid bench t2i-conditioning --minutes M`: where notebook 04's text-to-image model loses the
-prompted digit. Its U-Net (the `cpu` profile) is trained twice for the same budget on the latents of
-single-digit frames (the committed `t2i_mnist` VAE): once reading the caption through the frozen CLIP
-text tower and cross-attention, as 04 does, once given the digit as a class label, as notebook 03's
-latent model is. The digit accuracy of each model's samples (the MNIST classifier on a crop around the
+prompted digit. Its U-Net (the `cpu` profile) is trained three times for the same budget on the latents
+of single-digit frames (the committed `t2i_mnist` VAE): reading the caption through the frozen CLIP text
+tower and cross-attention alone; with the caption's standardised pooled feature added to the timestep
+vector as well, as 04 does (`UNetConfig.pooled_context`); and given the digit as a class label, as
+notebook 03's latent model is. The digit accuracy of each model's samples (the MNIST classifier on a crop around the
 digit) is printed beside the committed `t2i_mnist` model's.
 """
 
@@ -122,16 +123,20 @@ def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int 
             images = decode_latents(vae, vae_latents)  # (N, 1, H, W)
         return sample_accuracy(crop_digit(to_uint8(images)), digits)
 
-    def caption_model():
-        unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, context_dim=cfg.text["dim"], **cfg.t2i_unet))
-        return TextConditioned(unet, ref.denoiser.text_encoder), (latents, ids, mask), null_caption(ref.tokenizer, ref.max_len)
+    def caption_model(pooled: bool):
+        unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, context_dim=cfg.text["dim"],
+                               **{**cfg.t2i_unet, "pooled_context": pooled}))
+        model = TextConditioned(unet, ref.denoiser.text_encoder)
+        if pooled:
+            model.standardise_pooled(*caption_tokens(ref.tokenizer, train.captions, ref.max_len))
+        return model, (latents, ids, mask), null_caption(ref.tokenizer, ref.max_len)
 
     def caption_samples(model):
         pipe = TextToVideo(model, vae, ref.tokenizer, ref.latent_shape, latent_scale=scale, max_len=ref.max_len, sampler=ref.sampler)
         return pipe.generate_latents(prompts, steps=cfg.sample_steps, guidance=cfg.guidance, eta=1.0)
 
     def label_model():
-        unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, num_classes=10, **cfg.t2i_unet))
+        unet = UNet(UNetConfig(in_channels=vae.config.latent_channels, num_classes=10, **{**cfg.t2i_unet, "pooled_context": False}))
         return unet, (latents, labels), 10
 
     def label_samples(model):
@@ -145,7 +150,9 @@ def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int 
            "n_samples": n_samples, "sampler": f"DDIM {cfg.sample_steps} steps, eta 1, guidance {cfg.guidance:g}",
            "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
            "committed_t2i_mnist_digit_accuracy": round(accuracy(caption_samples(ref.denoiser)), 3), "models": {}}
-    for name, make, draw in [("caption (frozen CLIP text tower, cross-attention)", caption_model, caption_samples),
+    for name, make, draw in [("caption, cross-attention only", lambda: caption_model(False), caption_samples),
+                             ("caption, cross-attention + standardised pooled feature (notebook 04)",
+                              lambda: caption_model(True), caption_samples),
                              ("digit label (class embedding)", label_model, label_samples)]:
         torch.manual_seed(seed)
         model, data, null = make()
@@ -169,7 +176,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--sample-steps", type=int, default=None, help="default: notebook 01's cpu sampler")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=lambda a: print(json.dumps(ddpm_baseline(a.minutes, a.samples, a.sample_steps, a.seed), indent=1)))
-    c = kinds.add_parser("t2i-conditioning", help="notebook 04's text-to-image U-Net: caption vs digit-label conditioning")
+    c = kinds.add_parser("t2i-conditioning", help="notebook 04's text-to-image U-Net: caption (with and without its pooled feature) vs digit label")
     c.add_argument("--minutes", type=float, default=4.0, help="training budget for each model")
     c.add_argument("--clips", type=int, default=20_000, help="single-digit training clips (16 frames each)")
     c.add_argument("--samples", type=int, default=300)
