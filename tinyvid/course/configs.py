@@ -99,7 +99,9 @@ CONFIGS: dict[str, dict[str, dict]] = {
         # the caption via cross-attention 29.0% of samples show the prompted digit, the digit as a class label 76.7%.
         # 4-minute variants (1- and 2-digit frames, base 18.7%) that did not help: pooled caption in the time embedding
         # 21.3%, channels (32, 64) 22.3%, batch 32 19.0%, no Min-SNR 15.0%, 4x VAE + U-Net patch 2 18.7%; single-digit
-        # frames: trainable text tower 23.7%, learned token embeddings 30.7%
+        # frames: trainable text tower 23.7%, learned token embeddings 30.7%. Adopted: pooled_context (the caption's mean
+        # token feature standardised over the training captions, unit-scale projection into the timestep vector):
+        # 53.7% vs 29.0% at an equal 490 steps; the cpu run reads 74.0% at guidance 3 (1513 steps in 12 min)
         "smoke": dict(n_train=64, n_test=64, frames=16, size=64, speed=2, bpe_vocab=60, max_len=24,
                       video=dict(patch=16, tubelet=4, dim=32, spatial_depth=1, temporal_depth=1, heads=4, temporal="joint"),
                       text=dict(dim=32, depth=1, heads=4), embed_dim=32, batch_size=16, steps=20, clip_minutes=None,
