@@ -75,11 +75,13 @@ def test_text_conditioned_unet_uses_context_and_ignores_padding():
 
 
 def test_pooled_context_is_standardised_and_reaches_the_timestep_vector():
+    from tinyvid.models.text_encoder import masked_mean
+
     m = UNet(UNetConfig(in_channels=1, patch=2, channels=(16, 32), attention_levels=(1,), context_dim=24, pooled_context=True))
     common = torch.randn(1, 1, 24) * 5  # words every caption shares
     ctx = common + 0.1 * torch.randn(64, 6, 24)
     mask = torch.ones(64, 6, dtype=torch.bool)
-    m.standardise_pooled(ctx, mask)
+    m.standardise_pooled(masked_mean(ctx, mask))
     t = torch.full((64,), 500)
     extra = m.embed(t, None, ctx, mask) - m.time(t)
     assert 0.5 < extra.std() < 2.0  # the small differences between captions arrive at unit scale
@@ -87,9 +89,9 @@ def test_pooled_context_is_standardised_and_reaches_the_timestep_vector():
     torch.testing.assert_close(m.embed(t, None, padded, pad_mask), m.embed(t, None, ctx, mask), atol=2e-4, rtol=1e-4)
     video = UNet(UNetConfig(in_channels=1, channels=(16, 32), attention_levels=(1,), context_dim=24, pooled_context=True))
     with pytest.raises(ValueError, match="at least two captions"):
-        video.standardise_pooled(ctx[:1], mask[:1])
+        video.standardise_pooled(masked_mean(ctx[:1], mask[:1]))
     with pytest.raises(ValueError, match="no pooled context path"):
-        UNet(UNetConfig(context_dim=24, **TINY)).standardise_pooled(ctx, mask)
+        UNet(UNetConfig(context_dim=24, **TINY)).standardise_pooled(masked_mean(ctx, mask))
     with pytest.raises(ValueError, match="pooled_context needs text conditioning"):
         UNetConfig(pooled_context=True, **TINY)
 

@@ -35,11 +35,13 @@ class TextConditioned(nn.Module):
 
     def standardise_pooled(self, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 1024) -> None:
         """Statistics of the training captions for a denoiser with a pooled context path
-        (`UNetConfig.pooled_context`), from the frozen text tower in batches."""
+        (`UNetConfig.pooled_context`), from the frozen text tower's pooled output in batches (only the
+        (N, D) means are kept, never every caption's token features)."""
         device = next(self.text_encoder.parameters()).device
-        features = torch.cat([self.encode_text(ids[i:i + batch_size].to(device), mask[i:i + batch_size].to(device))
-                              for i in range(0, len(ids), batch_size)])
-        self.denoiser.standardise_pooled(features, mask.to(device))
+        with torch.no_grad():
+            pooled = torch.cat([self.text_encoder(ids[i:i + batch_size].to(device), mask[i:i + batch_size].to(device))[1]
+                                for i in range(0, len(ids), batch_size)])
+        self.denoiser.standardise_pooled(pooled)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, t, context=self.encode_text(ids, mask), context_mask=mask)

@@ -143,12 +143,13 @@ class UNet(nn.Module):
         )
 
     @torch.no_grad()
-    def standardise_pooled(self, context: torch.Tensor, context_mask: torch.Tensor) -> None:
-        """Fix the pooled path's statistics from the training captions' token features (B, L, D):
-        every caption shares most of its words, so unstandardised means differ only slightly."""
+    def standardise_pooled(self, pooled: torch.Tensor) -> None:
+        """Fix the pooled path's statistics from the training captions' pooled features (N, D), the
+        masked means of their token features (the text tower's second output): every caption shares
+        most of its words, so unstandardised means differ only slightly."""
         if not self.config.pooled_context:
             raise ValueError("this U-Net has no pooled context path (config.pooled_context=False)")
-        pooled = masked_mean(context.float(), context_mask)
+        pooled = pooled.float()
         if len(pooled) < 2:
             raise ValueError("need at least two captions to standardise the pooled feature")
         self.pooled_mean.copy_(pooled.mean(0))
