@@ -112,7 +112,8 @@ def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int 
     with torch.no_grad():
         latents = rearrange(encode_video(vae, train.tensors()) * scale, "n c f h w -> (n f) c h w")
     frames = train.videos.shape[1]
-    ids, mask = (repeat(x, "n l -> (n f) l", f=frames) for x in caption_tokens(ref.tokenizer, train.captions, ref.max_len))
+    clip_tokens = caption_tokens(ref.tokenizer, train.captions, ref.max_len)  # (ids, mask), one caption per clip
+    ids, mask = (repeat(x, "n l -> (n f) l", f=frames) for x in clip_tokens)
     labels = repeat(torch.as_tensor(train.digits[:, 0]).long(), "n -> (n f)", f=frames)
     batch = min(cfg.t2i_batch_size, len(latents))
     digits = np.arange(n_samples) % 10
@@ -128,7 +129,7 @@ def t2i_conditioning(minutes: float | None, clips: int = 20_000, n_samples: int 
                                **{**cfg.t2i_unet, "pooled_context": pooled}))
         model = TextConditioned(unet, ref.denoiser.text_encoder)
         if pooled:
-            model.standardise_pooled(*caption_tokens(ref.tokenizer, train.captions, ref.max_len))
+            model.standardise_pooled(*clip_tokens)
         return model, (latents, ids, mask), null_caption(ref.tokenizer, ref.max_len)
 
     def caption_samples(model):
